@@ -1,0 +1,1 @@
+"""Shared contracts of cityops: types, ports, errors, settings. Imports nothing of ours."""

@@ -1,0 +1,489 @@
+"""The typed settings tree: ``config.yaml``, then ``CITYOPS_<SECTION>__<KEY>`` environment variables.
+
+Built once, in ``core/cli.py``, by :func:`load_settings`; every service receives the
+part it needs. Unknown keys are errors. Every error names the key, the bad value and
+what is allowed, e.g. ``broker.port must be an integer from 1 to 65535: 70000``.
+Secrets (passwords, tokens) are refused in the file and read from the environment
+(``CITYOPS_SMTP__PASSWORD``, ``CITYOPS_STORE__INFLUXDB__TOKEN`` ...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from core.errors import ConfigError
+from core.types import AGGREGATIONS, Aggregation, MetricRef
+
+ENV_PREFIX = "CITYOPS_"
+SECRET_KEYS = ("password", "token")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PortOrZero = Annotated[int, Field(ge=0, le=65535)]  # 0 = pick a free port
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Label(_Section):
+    """A user-facing text in Vietnamese first, English second."""
+
+    vi: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.vi if lang == "vi" else self.en
+
+
+class SiteSettings(_Section):
+    name: Label = Label(vi="Trung tâm Điều hành Thông minh", en="Intelligent Operations Centre")
+    timezone: str = "Asia/Ho_Chi_Minh"
+    language: Literal["vi", "en"] = "vi"
+    week_starts: Literal["monday"] = "monday"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Asia/Ho_Chi_Minh") from exc
+        return value
+
+
+class BrokerSettings(_Section):
+    """The MQTT broker. ``embedded: true`` starts amqtt in-process (the demo)."""
+
+    host: str = "127.0.0.1"
+    port: PortOrZero = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    embedded: bool = False
+
+
+class SqliteStoreSettings(_Section):
+    path: str = "var/cityops-timeseries.sqlite"
+
+
+class InfluxSettings(_Section):
+    """InfluxDB. ``api: v1`` writes line protocol to /write with user/password (1.x, and the
+    compatibility API of 2.x/3.x); ``api: v2`` writes through influxdb-client with
+    token/org/bucket. Reads always use InfluxQL over /query."""
+
+    url: str = "http://127.0.0.1:8086"
+    api: Literal["v1", "v2"] = "v1"
+    database: str = "cityops"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    org: str | None = None
+    bucket: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    create_database: bool = True
+
+
+
+class StoreSettings(_Section):
+    backend: Literal["sqlite", "influxdb"] = "sqlite"
+    sqlite: SqliteStoreSettings = SqliteStoreSettings()
+    influxdb: InfluxSettings = InfluxSettings()
+
+
+class DatabaseSettings(_Section):
+    """The SQL database for state: dead letters, alert state, outbox.
+    ``sqlite:///var/cityops.db`` (default) or ``postgresql+psycopg://user@host/db``."""
+
+    url: str = "sqlite:///var/cityops-state.sqlite"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", value):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+
+class LevelSettings(_Section):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    code_length: Annotated[int, Field(ge=1, le=10)]
+    label: Label
+
+
+class HierarchySettings(_Section):
+    """Administrative levels from the top down; 2025 structure: province → commune."""
+
+    levels: Annotated[list[LevelSettings], Field(min_length=1)] = [
+        LevelSettings(name="province", code_length=2, label=Label(vi="Tỉnh/Thành phố", en="Province")),
+        LevelSettings(name="commune", code_length=5, label=Label(vi="Xã/Phường", en="Commune")),
+    ]
+    units_file: str = "layers/data/admin_codes_2025.csv"
+
+    @field_validator("levels")
+    @classmethod
+    def _unique_names(cls, value: list[LevelSettings]) -> list[LevelSettings]:
+        names = [level.name for level in value]
+        if len(set(names)) != len(names) or "device" in names:
+            raise ValueError(f"level names must be unique and not 'device': {names}")
+        return value
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(level.name for level in self.levels)
+
+
+class LayersSettings(_Section):
+    """Boundary files (GeoJSON, property ``code``) per level, and the area the system covers."""
+
+    boundaries: dict[str, str] = {
+        "province": "layers/data/vn_provinces_2025.geojson",
+        "commune": "layers/data/danang_2025_communes.geojson",
+    }
+    scope: str | None = "48"  # code of the unit the deployment covers; None = the whole country
+    map_level: str = "commune"
+
+
+class DevicesSettings(_Section):
+    registry: str = "var/devices.csv"  # CSV: device_id,kind,name,lon,lat
+
+
+class Band(_Section):
+    """A display band: values below ``upto`` (and at or above the previous band's) get this colour.
+    The last band has ``upto: null``."""
+
+    upto: float | None
+    color: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
+    label: Label
+
+
+class MetricSettings(_Section):
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    field: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: Label
+    unit: str
+    aggregation: Aggregation = "mean"
+    decimals: Annotated[int, Field(ge=0, le=6)] = 1
+    bands: list[Band] = []
+    source: str | None = None  # the legal or technical source of the bands
+
+    @field_validator("aggregation", mode="before")
+    @classmethod
+    def _known_aggregation(cls, value: Any) -> Any:
+        if value not in AGGREGATIONS:
+            raise ValueError(f"must be one of {', '.join(AGGREGATIONS)}")
+        return value
+
+    @field_validator("bands")
+    @classmethod
+    def _ascending(cls, value: list[Band]) -> list[Band]:
+        if not value:
+            return value
+        limits = [band.upto for band in value]
+        if limits[-1] is not None or any(limit is None for limit in limits[:-1]):
+            raise ValueError("only the last band may (and must) have upto: null")
+        finite = [limit for limit in limits[:-1] if limit is not None]
+        if finite != sorted(finite) or len(set(finite)) != len(finite):
+            raise ValueError(f"band limits must increase: {finite}")
+        return value
+
+    @property
+    def ref(self) -> MetricRef:
+        return MetricRef(self.kind, self.field)
+
+
+class IngestSettings(_Section):
+    topics: Annotated[list[str], Field(min_length=1)] = ["city/+/+"]
+    shared_group: str | None = None  # "cityops" → subscribe $share/cityops/<topic>
+    qos: Literal[0, 1, 2] = 1
+    client_id: str = "cityops-ingest"
+    session_expiry_s: Annotated[int, Field(ge=0)] = 86400
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    max_in_flight: Annotated[int, Field(ge=1, le=65535)] = 10_000
+    max_clock_skew_s: Annotated[int, Field(ge=0)] = 600  # a reading further in the future is refused
+
+    @field_validator("qos", mode="before")
+    @classmethod
+    def _qos(cls, value: Any) -> Any:
+        if value not in (0, 1, 2):
+            raise ValueError("must be 0, 1 or 2")
+        return value
+
+
+class SimulatorSettings(_Section):
+    air_devices: Annotated[int, Field(ge=0, le=100_000)] = 150
+    water_stations: bool = True
+    interval_s: Annotated[float, Field(gt=0)] = 5.0
+    seed: int = 2025
+    client_id: str = "cityops-simulator"
+    episode_commune: str | None = "20194"  # a commune given a pollution episode, so alerts fire
+
+
+class AlertRule(_Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    metric: str
+    level: str
+    op: Literal["above", "below"]
+    threshold: float
+    for_s: Annotated[int, Field(ge=0)] = 0
+    severity: Literal["info", "warning", "critical"] = "warning"
+    units: list[str] | None = None  # only these unit codes; None = every unit with data
+    lookback_s: Annotated[int, Field(gt=0)] = 900  # how far back a device's last value counts
+    title: Label | None = None
+
+
+class AlertsSettings(_Section):
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    recipients: list[str] = []
+    rules: list[AlertRule] = []
+
+    @field_validator("recipients")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise ValueError(f"must be e-mail addresses: {address!r}")
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, value: list[AlertRule]) -> list[AlertRule]:
+        ids = [rule.id for rule in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"rule ids must be unique: {ids}")
+        return value
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: PortOrZero = 8025
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = "cityops@localhost"
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    mailbox: str | None = None  # the demo's local SMTP server writes e-mails here
+
+
+class DashboardSettings(_Section):
+    host: str = "127.0.0.1"
+    port: PortOrZero = 8050
+    refresh_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
+    stale_after_s: Annotated[int, Field(gt=0)] = 900  # a unit whose newest value is older is "stale"
+    default_metric: str = "pm25"
+    public_url: str = "http://127.0.0.1:8050"  # used for links in e-mails
+
+
+class Settings(_Section):
+    site: SiteSettings = SiteSettings()
+    broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    hierarchy: HierarchySettings = HierarchySettings()
+    layers: LayersSettings = LayersSettings()
+    devices: DevicesSettings = DevicesSettings()
+    metrics: dict[str, MetricSettings] = {}
+    ingest: IngestSettings = IngestSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    base_dir: Path = Path(".")  # the config file's folder; relative paths resolve against it
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path from the config file against the config file's folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate)
+
+
+def _cross_check(settings: Settings) -> list[ConfigError]:
+    """Checks that span sections: references by name must point at something declared."""
+    problems: list[ConfigError] = []
+    levels = list(settings.hierarchy.level_names)
+    for level in settings.layers.boundaries:
+        if level not in levels:
+            problems.append(ConfigError(f"layers.boundaries.{level}", level,
+                                        f"must be a level of hierarchy.levels {levels}"))
+    if settings.layers.map_level not in levels:
+        problems.append(ConfigError("layers.map_level", settings.layers.map_level,
+                                    f"must be one of {levels}"))
+    metrics = sorted(settings.metrics)
+    if settings.metrics and settings.dashboard.default_metric not in settings.metrics:
+        problems.append(ConfigError("dashboard.default_metric", settings.dashboard.default_metric,
+                                    f"must be one of the metrics {metrics}"))
+    for index, rule in enumerate(settings.alerts.rules):
+        if rule.metric not in settings.metrics:
+            problems.append(ConfigError(f"alerts.rules.{index}.metric", rule.metric,
+                                        f"must be one of the metrics {metrics}"))
+        if rule.level not in levels:
+            problems.append(ConfigError(f"alerts.rules.{index}.level", rule.level,
+                                        f"must be one of {levels}"))
+    influx = settings.store.influxdb
+    if settings.store.backend == "influxdb" and influx.api == "v2":
+        for key in ("token", "org", "bucket"):
+            if not getattr(influx, key):
+                problems.append(ConfigError(f"store.influxdb.{key}", None,
+                                            "must be set when store.influxdb.api is v2"
+                                            + (" (environment variable CITYOPS_STORE__INFLUXDB__TOKEN)"
+                                               if key == "token" else "")))
+    return problems
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], str]]:
+    found = []
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if all(path):
+            found.append((path, raw))
+    return sorted(found)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node: Any = tree
+    for part in path[:-1]:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        if part not in node or node[part] is None:
+            node[part] = {}
+        node = node[part]
+    if isinstance(node, list):
+        node[int(path[-1])] = value
+    else:
+        node[path[-1]] = value
+
+
+def _find_secrets_in_file(tree: Any, prefix: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            if key in SECRET_KEYS and value not in (None, ""):
+                found.append(dotted)
+            else:
+                found.extend(_find_secrets_in_file(value, dotted))
+    return found
+
+
+def _format_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> ConfigError:
+    location = [str(part) for part in error["loc"]]
+    key = ".".join(location) or "(top level)"
+    value: Any = error.get("input")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return ConfigError(key, value, "is not a known setting (check the spelling)")
+    if kind == "missing":
+        return ConfigError(key, None, "is required")
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        ctx = error.get("ctx", {})
+        words = {"ge": "at least", "le": "at most", "gt": "greater than", "lt": "less than"}
+        bounds = " and ".join(f"{words.get(k, k)} {v}" for k, v in ctx.items())
+        return ConfigError(key, value, f"must be {bounds}")
+    if kind == "literal_error":
+        ctx = error.get("ctx", {})
+        return ConfigError(key, value, f"must be {ctx.get('expected', message)}")
+    return ConfigError(key, value, message if message.startswith("must") else f"is invalid ({message})")
+
+
+def parse_settings(
+    raw: Mapping[str, Any] | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path = Path("."),
+) -> Settings:
+    """Validate a configuration tree (as read from YAML) plus environment overrides.
+
+    Raises ConfigError for the first problem; :func:`check_settings` returns them all."""
+    problems, settings = _validate(raw, environ=environ, base_dir=base_dir)
+    if problems:
+        raise problems[0]
+    assert settings is not None
+    return settings
+
+
+def _validate(
+    raw: Mapping[str, Any] | None,
+    *,
+    environ: Mapping[str, str] | None,
+    base_dir: Path,
+) -> tuple[list[ConfigError], Settings | None]:
+    tree: dict[str, Any] = dict(raw or {})
+    if not isinstance(raw, Mapping) and raw is not None:
+        return [ConfigError("(top level)", raw, "must be a mapping of sections")], None
+    problems = [
+        ConfigError(key, "***", f"is a secret: set it in the environment variable "
+                    f"{ENV_PREFIX}{key.upper().replace('.', '__')}, not in the file")
+        for key in _find_secrets_in_file(tree)
+    ]
+    tree = yaml.safe_load(yaml.safe_dump(tree))  # deep copy, plain types
+    for path, value in _env_overrides(os.environ if environ is None else environ):
+        try:
+            parsed = yaml.safe_load(value) if path[-1] not in SECRET_KEYS else value
+        except yaml.YAMLError:
+            parsed = value
+        try:
+            _set_path(tree, path, parsed)
+        except (KeyError, IndexError, ValueError, TypeError):
+            problems.append(
+                ConfigError(".".join(path), value, "names no setting (from the environment)")
+            )
+    tree["base_dir"] = base_dir
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems.extend(_format_error(error, tree) for error in exc.errors())
+        return problems, None
+    problems.extend(_cross_check(settings))
+    return problems, (settings if not problems else None)
+
+
+def read_config_file(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError("--config", str(path), "must name an existing YAML file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", str(path), f"must be valid YAML ({exc})") from exc
+
+
+def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path``, apply environment overrides, validate. Raises ConfigError."""
+    config_path = Path(path)
+    raw = read_config_file(config_path)
+    return parse_settings(raw, environ=environ, base_dir=config_path.resolve().parent)
+
+
+def check_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> list[ConfigError]:
+    """Every problem of a file, for ``cityops check-config``; empty when it is good."""
+    config_path = Path(path)
+    try:
+        raw = read_config_file(config_path)
+    except ConfigError as exc:
+        return [exc]
+    problems, _ = _validate(raw, environ=environ, base_dir=config_path.resolve().parent)
+    return problems
