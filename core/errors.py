@@ -26,7 +26,10 @@ class ConfigError(CityOpsError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{key} {allowed}: {value!r}")
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"{key} {allowed}: {shown}")
 
 
 class DecodeError(CityOpsError):

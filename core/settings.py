@@ -142,7 +142,7 @@ class HierarchySettings(_Section):
     def _unique_names(cls, value: list[LevelSettings]) -> list[LevelSettings]:
         names = [level.name for level in value]
         if len(set(names)) != len(names) or "device" in names:
-            raise ValueError(f"level names must be unique and not 'device': {names}")
+            raise ValueError(f"must have unique level names, none called 'device' ({names})")
         return value
 
     @property
@@ -198,10 +198,10 @@ class MetricSettings(_Section):
             return value
         limits = [band.upto for band in value]
         if limits[-1] is not None or any(limit is None for limit in limits[:-1]):
-            raise ValueError("only the last band may (and must) have upto: null")
+            raise ValueError("must end with one last band with upto: null (and only the last band)")
         finite = [limit for limit in limits[:-1] if limit is not None]
         if finite != sorted(finite) or len(set(finite)) != len(finite):
-            raise ValueError(f"band limits must increase: {finite}")
+            raise ValueError(f"must increase band by band (upto {finite})")
         return value
 
     @property
@@ -268,7 +268,7 @@ class AlertsSettings(_Section):
     def _unique_ids(cls, value: list[AlertRule]) -> list[AlertRule]:
         ids = [rule.id for rule in value]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"rule ids must be unique: {ids}")
+            raise ValueError(f"must have unique rule ids ({ids})")
         return value
 
 

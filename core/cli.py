@@ -1,0 +1,224 @@
+"""The ``cityops`` command: the only place settings are built and adapters wired.
+
+Each service command takes ``--config PATH`` (default ``config.yaml``), validates the
+settings once, builds its adapters and runs until SIGINT/SIGTERM. Heavy imports happen
+inside the commands so ``cityops check-config`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from core.errors import ConfigError
+from core.settings import Settings, check_settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from core.ports import Store
+    from layers.geography import Geography
+
+app = typer.Typer(
+    name="cityops",
+    help="cityops — Trung tâm điều hành thông minh / Intelligent Operations Centre dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Configuration file (YAML).", show_default=True)
+]
+log = logging.getLogger("cityops")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def settings_or_exit(path: Path) -> Settings:
+    """Load settings; on a bad file print every problem and exit 2."""
+    try:
+        return load_settings(path)
+    except ConfigError:
+        for problem in check_settings(path):
+            typer.echo(f"config error: {problem}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so services shut down cleanly (flush, disconnect)."""
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame: object) -> None:
+        log.info("signal %s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+def build_geography(settings: Settings) -> Geography:
+    from layers.geography import Geography
+
+    return Geography.from_settings(settings)
+
+
+def build_store(settings: Settings) -> Store:
+    from core.store import make_store
+
+    return make_store(settings.store, settings.base_dir)
+
+
+def build_engine(settings: Settings) -> Engine:
+    from core.db import make_engine
+
+    return make_engine(settings.database.url, settings.base_dir)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption = Path("config.yaml")) -> None:
+    """Check a configuration file: print every problem and exit non-zero if there is one."""
+    problems = check_settings(config)
+    if not problems:
+        try:
+            settings = load_settings(config)
+            geography = build_geography(settings)
+            devices_path = settings.path(settings.devices.registry)
+            if devices_path.exists():
+                from layers.registry import read_registry
+
+                read_registry(devices_path, geography)
+        except ConfigError as exc:
+            problems = [exc]
+    for problem in problems:
+        typer.echo(f"config error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(code=1)
+    typer.echo(f"{config}: OK")
+
+
+@app.command()
+def ingest(config: ConfigOption = Path("config.yaml"), verbose: bool = False) -> None:
+    """Run the ingest worker: MQTT → decode → enrich → batch → store; bad input → dead-letter."""
+    setup_logging(verbose)
+    settings = settings_or_exit(config)
+    from ingest.deadletter import SqlDeadLetterStore
+    from ingest.worker import IngestWorker
+    from layers.registry import read_registry
+
+    geography = build_geography(settings)
+    devices = read_registry(settings.path(settings.devices.registry), geography)
+    store = build_store(settings)
+    worker = IngestWorker(
+        settings, store, devices, geography, SqlDeadLetterStore(build_engine(settings))
+    )
+    try:
+        worker.run_forever(stop_on_signals())
+    finally:
+        store.close()
+
+
+@app.command()
+def dashboard(config: ConfigOption = Path("config.yaml"), verbose: bool = False) -> None:
+    """Serve the dashboard (waitress) at dashboard.host:dashboard.port."""
+    setup_logging(verbose)
+    settings = settings_or_exit(config)
+    from dashboard.app import create_app, serve
+    from ingest.deadletter import SqlDeadLetterStore
+
+    app_ = create_app(
+        settings,
+        build_store(settings),
+        build_geography(settings),
+        dead_letters=SqlDeadLetterStore(build_engine(settings)),
+    )
+    typer.echo(f"dashboard: http://{settings.dashboard.host}:{settings.dashboard.port}/")
+    serve(app_, settings.dashboard.host, settings.dashboard.port)
+
+
+@app.command()
+def alerts(config: ConfigOption = Path("config.yaml"), verbose: bool = False) -> None:
+    """Run the alert engine: evaluate rules on the store, e-mail on firing and resolved."""
+    setup_logging(verbose)
+    settings = settings_or_exit(config)
+    from alerts.email import SmtpNotifier
+    from alerts.service import AlertService
+
+    geography = build_geography(settings)
+    store = build_store(settings)
+    service = AlertService(
+        settings,
+        store,
+        build_engine(settings),
+        SmtpNotifier(settings.smtp),
+        unit_name=geography.hierarchy.full_name,
+    )
+    try:
+        service.run_forever(stop_on_signals())
+    finally:
+        store.close()
+
+
+@app.command()
+def simulate(
+    config: ConfigOption = Path("config.yaml"),
+    devices: Annotated[int | None, typer.Option(help="Air sensors (overrides config).")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between rounds.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Stop after this many rounds.")] = None,
+    verbose: bool = False,
+) -> None:
+    """Publish realistic sensor readings for devices placed inside the communes."""
+    setup_logging(verbose)
+    settings = settings_or_exit(config)
+    overrides = {}
+    if devices is not None:
+        overrides["air_devices"] = devices
+    if interval is not None:
+        overrides["interval_s"] = interval
+    if overrides:
+        settings = settings.model_copy(
+            update={"simulator": settings.simulator.model_copy(update=overrides)}
+        )
+    from ingest.simulate import Simulator, ensure_registry
+
+    geography = build_geography(settings)
+    device_list = ensure_registry(settings, geography)
+    typer.echo(
+        f"simulating {len(device_list)} devices → mqtt://{settings.broker.host}:{settings.broker.port}"
+    )
+    Simulator(settings, device_list).run(stop_on_signals(), max_rounds=rounds)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = Path("config.yaml"),
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path("var/demo"),
+    fresh: Annotated[bool, typer.Option(help="Delete the demo's data first.")] = False,
+    verbose: bool = False,
+) -> None:
+    """Run the whole system on embedded defaults: no server to install."""
+    setup_logging(verbose)
+    from core.demo import run_demo
+
+    try:
+        code = run_demo(config, workdir, fresh=fresh)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    raise typer.Exit(code=code)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

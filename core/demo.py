@@ -1,0 +1,243 @@
+"""``cityops demo``: the whole system in one process on embedded parts.
+
+An amqtt broker in-process (on a free port, so a Mosquitto on 1883 does not matter),
+the SQLite store, the simulator, the ingest worker, the alert engine with a local SMTP
+server that writes every e-mail to a mailbox folder, and the dashboard. The first run
+also writes 24 hours of simulated history through the same decode → enrich path, so
+the trend charts are not empty. Ctrl-C stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from core.clock import SystemClock
+from core.settings import Settings, parse_settings, read_config_file
+
+log = logging.getLogger("cityops.demo")
+HISTORY_HOURS = 24
+HISTORY_STEP = timedelta(minutes=15)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_overrides(
+    raw: dict[str, Any], workdir: Path, *, broker_port: int, smtp_port: int, dashboard_port: int
+) -> dict[str, Any]:
+    """The configuration file with the demo's embedded parts put in place of the servers."""
+    tree = json.loads(json.dumps(raw or {}))
+    tree.setdefault("broker", {}).update(
+        host="127.0.0.1", port=broker_port, embedded=True, username=None, tls=False
+    )
+    tree.setdefault("store", {}).update(backend="sqlite")
+    tree["store"].setdefault("sqlite", {})["path"] = str(workdir / "timeseries.sqlite")
+    tree.setdefault("database", {})["url"] = f"sqlite:///{workdir / 'state.sqlite'}"
+    tree.setdefault("devices", {})["registry"] = str(workdir / "devices.csv")
+    tree.setdefault("smtp", {}).update(
+        host="127.0.0.1",
+        port=smtp_port,
+        username=None,
+        starttls=False,
+        ssl=False,
+        mailbox=str(workdir / "mailbox"),
+    )
+    tree.setdefault("dashboard", {}).update(
+        host="127.0.0.1", port=dashboard_port, public_url=f"http://127.0.0.1:{dashboard_port}"
+    )
+    return tree
+
+
+@dataclass
+class _Running:
+    """What the demo started, stopped in reverse order."""
+
+    stoppers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def add(self, name: str, stop: Callable[[], None]) -> None:
+        self.stoppers.append((name, stop))
+
+    def thread(self, name: str, target: Callable[[], None]) -> None:
+        def _guarded() -> None:
+            try:
+                target()
+            except Exception:
+                log.exception("%s stopped with an error", name)
+
+        worker = threading.Thread(target=_guarded, name=f"cityops-{name}", daemon=True)
+        worker.start()
+        self.threads.append(worker)
+
+    def stop_all(self) -> None:
+        for name, stop in reversed(self.stoppers):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping %s failed", name)
+        for worker in self.threads:
+            worker.join(timeout=10)
+
+
+def write_history(settings: Settings, store: Any, devices: list[Any], clock: SystemClock) -> int:
+    """24 hours of simulated readings, through the real decode → enrich path."""
+    from ingest.decode import decode
+    from ingest.enrich import to_points
+    from ingest.simulate import reading_for
+
+    rng = random.Random(settings.simulator.seed)
+    now = clock.now()
+    start = now - timedelta(hours=HISTORY_HOURS)
+    points = []
+    at = start
+    while at < now:
+        for device in devices:
+            payload = reading_for(device, at, rng, settings=settings)
+            topic = f"city/{device.kind}/{device.device_id}"
+            reading = decode(
+                topic,
+                json.dumps(payload).encode(),
+                now=now,
+                max_clock_skew_s=settings.ingest.max_clock_skew_s,
+            )
+            points.extend(to_points(reading, device))
+        at += HISTORY_STEP
+    for offset in range(0, len(points), 5000):
+        store.write(points[offset : offset + 5000])
+    return len(points)
+
+
+def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
+    """Start everything, print where it is, wait for Ctrl-C; return the exit code."""
+    from alerts.email import SmtpNotifier
+    from alerts.mailbox import MailboxServer
+    from alerts.service import AlertService
+    from core.cli import stop_on_signals
+    from core.db import make_engine
+    from core.store import make_store
+    from dashboard.app import create_app, make_server
+    from ingest.broker import EmbeddedBroker
+    from ingest.deadletter import SqlDeadLetterStore
+    from ingest.simulate import Simulator, ensure_registry
+    from ingest.worker import IngestWorker
+    from layers.geography import Geography
+
+    started = time.monotonic()
+    workdir = workdir.resolve()
+    if fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    (workdir / "mailbox").mkdir(parents=True, exist_ok=True)
+    stop = stop_on_signals()
+    running = _Running()
+    clock = SystemClock()
+    try:
+        raw = read_config_file(config)
+        wanted = int((raw or {}).get("dashboard", {}).get("port", 8050))
+        dashboard_port = wanted if port_is_free("127.0.0.1", wanted) else free_port()
+
+        broker = EmbeddedBroker("127.0.0.1", 0)
+        broker.start()
+        running.add("broker", broker.stop)
+        mailbox = MailboxServer(workdir / "mailbox")
+        mailbox.start()
+        running.add("mailbox", mailbox.stop)
+
+        tree = demo_overrides(
+            raw,
+            workdir,
+            broker_port=broker.port,
+            smtp_port=mailbox.port,
+            dashboard_port=dashboard_port,
+        )
+        settings = parse_settings(tree, base_dir=config.resolve().parent)
+        geography = Geography.from_settings(settings)
+        store = make_store(settings.store, settings.base_dir)
+        running.add("store", store.close)
+        engine = make_engine(settings.database.url, settings.base_dir)
+        running.add("database", engine.dispose)
+        dead_letters = SqlDeadLetterStore(engine)
+        devices = ensure_registry(settings, geography)
+
+        history_marker = workdir / ".history-written"
+        if not history_marker.exists():
+            count = write_history(settings, store, devices, clock)
+            history_marker.write_text(f"{count}\n")
+            log.info("wrote %d points of simulated history (%d h)", count, HISTORY_HOURS)
+
+        worker = IngestWorker(
+            settings,
+            store,
+            {device.device_id: device for device in devices},
+            geography,
+            dead_letters,
+        )
+        running.thread("ingest", lambda: worker.run_forever(stop))
+        service = AlertService(
+            settings,
+            store,
+            engine,
+            SmtpNotifier(settings.smtp),
+            unit_name=geography.hierarchy.full_name,
+        )
+        running.thread("alerts", lambda: service.run_forever(stop))
+        simulator = Simulator(settings, devices)
+        running.thread("simulator", lambda: simulator.run(stop))
+
+        dash_app = create_app(settings, store, geography, dead_letters=dead_letters)
+        server = make_server(dash_app, settings.dashboard.host, settings.dashboard.port)
+        running.add("dashboard", server.close)
+        running.thread("dashboard", server.run)
+
+        url = f"http://127.0.0.1:{settings.dashboard.port}/"
+        print(
+            "\n".join(
+                [
+                    "",
+                    "cityops demo — đang chạy / running "
+                    f"(ready in {time.monotonic() - started:.1f} s)",
+                    f"  Bảng điều khiển / dashboard : {url}",
+                    f"  MQTT broker (amqtt)         : mqtt://127.0.0.1:{broker.port}  "
+                    "topics city/<kind>/<device_id>",
+                    f"  Thiết bị / devices          : {len(devices)} "
+                    f"({settings.path(settings.devices.registry)})",
+                    f"  Kho dữ liệu / store         : {settings.path(settings.store.sqlite.path)}",
+                    f"  Trạng thái / state database : {settings.database.url}",
+                    f"  Hộp thư / mailbox (e-mails) : {workdir / 'mailbox'}  "
+                    f"(SMTP 127.0.0.1:{mailbox.port})",
+                    "  Dừng / stop                 : Ctrl-C",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        while not stop.wait(1.0):
+            pass
+        return 0
+    finally:
+        stop.set()
+        running.stop_all()
+        log.info("demo stopped")
