@@ -20,10 +20,10 @@ from core.errors import ConfigError
 from core.settings import Settings, check_settings, load_settings
 
 if TYPE_CHECKING:
+    from layers.geography import Geography
     from sqlalchemy import Engine
 
     from core.ports import Store
-    from layers.geography import Geography
 
 app = typer.Typer(
     name="cityops",
@@ -182,7 +182,7 @@ def simulate(
     """Publish realistic sensor readings for devices placed inside the communes."""
     setup_logging(verbose)
     settings = settings_or_exit(config)
-    overrides = {}
+    overrides: dict[str, float] = {}
     if devices is not None:
         overrides["air_devices"] = devices
     if interval is not None:
@@ -204,7 +204,9 @@ def simulate(
 @app.command()
 def demo(
     config: ConfigOption = Path("config.yaml"),
-    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path("var/demo"),
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path(
+        "var/demo"
+    ),
     fresh: Annotated[bool, typer.Option(help="Delete the demo's data first.")] = False,
     verbose: bool = False,
 ) -> None:

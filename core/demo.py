@@ -50,7 +50,7 @@ def demo_overrides(
     raw: dict[str, Any], workdir: Path, *, broker_port: int, smtp_port: int, dashboard_port: int
 ) -> dict[str, Any]:
     """The configuration file with the demo's embedded parts put in place of the servers."""
-    tree = json.loads(json.dumps(raw or {}))
+    tree: dict[str, Any] = json.loads(json.dumps(raw or {}))
     tree.setdefault("broker", {}).update(
         host="127.0.0.1", port=broker_port, embedded=True, username=None, tls=False
     )
@@ -136,15 +136,16 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     from alerts.email import SmtpNotifier
     from alerts.mailbox import MailboxServer
     from alerts.service import AlertService
-    from core.cli import stop_on_signals
-    from core.db import make_engine
-    from core.store import make_store
     from dashboard.app import create_app, make_server
     from ingest.broker import EmbeddedBroker
     from ingest.deadletter import SqlDeadLetterStore
     from ingest.simulate import Simulator, ensure_registry
     from ingest.worker import IngestWorker
     from layers.geography import Geography
+
+    from core.cli import stop_on_signals
+    from core.db import make_engine
+    from core.store import make_store
 
     started = time.monotonic()
     workdir = workdir.resolve()

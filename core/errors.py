@@ -3,7 +3,7 @@
     CityOpsError
      ├── ConfigError        a setting is wrong: fix the file or the environment; do not start
      ├── DecodeError        a message cannot be ingested: dead-letter it and go on
-     ├── RetryableError     a server is unreachable or busy (broker, store, SMTP 4xx): keep, retry later
+     ├── RetryableError     server unreachable or busy (broker, store, SMTP 4xx): keep, retry
      │    └── PartialWriteError  some points were accepted, the others are kept for retry
      └── PermanentError     retrying cannot help (SMTP 5xx, rejected data, bad address)
 

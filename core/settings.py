@@ -1,4 +1,4 @@
-"""The typed settings tree: ``config.yaml``, then ``CITYOPS_<SECTION>__<KEY>`` environment variables.
+"""The typed settings tree: ``config.yaml``, then ``CITYOPS_<SECTION>__<KEY>`` variables.
 
 Built once, in ``core/cli.py``, by :func:`load_settings`; every service receives the
 part it needs. Unknown keys are errors. Every error names the key, the bad value and
@@ -101,7 +101,6 @@ class InfluxSettings(_Section):
     create_database: bool = True
 
 
-
 class StoreSettings(_Section):
     backend: Literal["sqlite", "influxdb"] = "sqlite"
     sqlite: SqliteStoreSettings = SqliteStoreSettings()
@@ -132,7 +131,9 @@ class HierarchySettings(_Section):
     """Administrative levels from the top down; 2025 structure: province → commune."""
 
     levels: Annotated[list[LevelSettings], Field(min_length=1)] = [
-        LevelSettings(name="province", code_length=2, label=Label(vi="Tỉnh/Thành phố", en="Province")),
+        LevelSettings(
+            name="province", code_length=2, label=Label(vi="Tỉnh/Thành phố", en="Province")
+        ),
         LevelSettings(name="commune", code_length=5, label=Label(vi="Xã/Phường", en="Commune")),
     ]
     units_file: str = "layers/data/admin_codes_2025.csv"
@@ -218,7 +219,9 @@ class IngestSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     max_in_flight: Annotated[int, Field(ge=1, le=65535)] = 10_000
-    max_clock_skew_s: Annotated[int, Field(ge=0)] = 600  # a reading further in the future is refused
+    max_clock_skew_s: Annotated[int, Field(ge=0)] = (
+        600  # a reading further in the future is refused
+    )
 
     @field_validator("qos", mode="before")
     @classmethod
@@ -288,7 +291,9 @@ class DashboardSettings(_Section):
     host: str = "127.0.0.1"
     port: PortOrZero = 8050
     refresh_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
-    stale_after_s: Annotated[int, Field(gt=0)] = 900  # a unit whose newest value is older is "stale"
+    stale_after_s: Annotated[int, Field(gt=0)] = (
+        900  # a unit whose newest value is older is "stale"
+    )
     default_metric: str = "pm25"
     public_url: str = "http://127.0.0.1:8050"  # used for links in e-mails
 
@@ -321,30 +326,55 @@ def _cross_check(settings: Settings) -> list[ConfigError]:
     levels = list(settings.hierarchy.level_names)
     for level in settings.layers.boundaries:
         if level not in levels:
-            problems.append(ConfigError(f"layers.boundaries.{level}", level,
-                                        f"must be a level of hierarchy.levels {levels}"))
+            problems.append(
+                ConfigError(
+                    f"layers.boundaries.{level}",
+                    level,
+                    f"must be a level of hierarchy.levels {levels}",
+                )
+            )
     if settings.layers.map_level not in levels:
-        problems.append(ConfigError("layers.map_level", settings.layers.map_level,
-                                    f"must be one of {levels}"))
+        problems.append(
+            ConfigError("layers.map_level", settings.layers.map_level, f"must be one of {levels}")
+        )
     metrics = sorted(settings.metrics)
     if settings.metrics and settings.dashboard.default_metric not in settings.metrics:
-        problems.append(ConfigError("dashboard.default_metric", settings.dashboard.default_metric,
-                                    f"must be one of the metrics {metrics}"))
+        problems.append(
+            ConfigError(
+                "dashboard.default_metric",
+                settings.dashboard.default_metric,
+                f"must be one of the metrics {metrics}",
+            )
+        )
     for index, rule in enumerate(settings.alerts.rules):
         if rule.metric not in settings.metrics:
-            problems.append(ConfigError(f"alerts.rules.{index}.metric", rule.metric,
-                                        f"must be one of the metrics {metrics}"))
+            problems.append(
+                ConfigError(
+                    f"alerts.rules.{index}.metric",
+                    rule.metric,
+                    f"must be one of the metrics {metrics}",
+                )
+            )
         if rule.level not in levels:
-            problems.append(ConfigError(f"alerts.rules.{index}.level", rule.level,
-                                        f"must be one of {levels}"))
+            problems.append(
+                ConfigError(f"alerts.rules.{index}.level", rule.level, f"must be one of {levels}")
+            )
     influx = settings.store.influxdb
     if settings.store.backend == "influxdb" and influx.api == "v2":
         for key in ("token", "org", "bucket"):
             if not getattr(influx, key):
-                problems.append(ConfigError(f"store.influxdb.{key}", None,
-                                            "must be set when store.influxdb.api is v2"
-                                            + (" (environment variable CITYOPS_STORE__INFLUXDB__TOKEN)"
-                                               if key == "token" else "")))
+                problems.append(
+                    ConfigError(
+                        f"store.influxdb.{key}",
+                        None,
+                        "must be set when store.influxdb.api is v2"
+                        + (
+                            " (environment variable CITYOPS_STORE__INFLUXDB__TOKEN)"
+                            if key == "token"
+                            else ""
+                        ),
+                    )
+                )
     return problems
 
 
@@ -407,7 +437,9 @@ def _format_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> ConfigErr
     if kind == "literal_error":
         ctx = error.get("ctx", {})
         return ConfigError(key, value, f"must be {ctx.get('expected', message)}")
-    return ConfigError(key, value, message if message.startswith("must") else f"is invalid ({message})")
+    return ConfigError(
+        key, value, message if message.startswith("must") else f"is invalid ({message})"
+    )
 
 
 def parse_settings(
@@ -436,8 +468,12 @@ def _validate(
     if not isinstance(raw, Mapping) and raw is not None:
         return [ConfigError("(top level)", raw, "must be a mapping of sections")], None
     problems = [
-        ConfigError(key, "***", f"is a secret: set it in the environment variable "
-                    f"{ENV_PREFIX}{key.upper().replace('.', '__')}, not in the file")
+        ConfigError(
+            key,
+            "***",
+            f"is a secret: set it in the environment variable "
+            f"{ENV_PREFIX}{key.upper().replace('.', '__')}, not in the file",
+        )
         for key in _find_secrets_in_file(tree)
     ]
     tree = yaml.safe_load(yaml.safe_dump(tree))  # deep copy, plain types

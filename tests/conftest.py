@@ -46,10 +46,24 @@ def repo_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fail_on_logged_exception(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A callback that swallowed an exception and logged it with log.exception fails the test
-    (unless the test marks it expected with @pytest.mark.allow_logged_exceptions)."""
+def fail_on_logged_exception(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """A callback that swallowed an exception and logged it with ``log.exception`` fails the
+    test, unless the test is marked ``@pytest.mark.allow_logged_exceptions``."""
     yield
+    if request.node.get_closest_marker("allow_logged_exceptions"):
+        return
+    swallowed = [
+        record
+        for record in caplog.get_records("call")
+        if record.name.startswith("cityops") and record.exc_info and record.levelno >= logging.ERROR
+    ]
+    if swallowed:
+        first = swallowed[0]
+        pytest.fail(
+            f"exception logged by {first.name}: {first.getMessage()} ({first.exc_info[1]!r})"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

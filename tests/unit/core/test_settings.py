@@ -56,7 +56,10 @@ def test_environment_overrides_nested_keys() -> None:
     [
         ({"CITYOPS_BROKER__PORT": "70000"}, "broker.port must be at most 65535: 70000"),
         ({"CITYOPS_INGEST__QOS": "3"}, "ingest.qos must be 0, 1 or 2: 3"),
-        ({"CITYOPS_STORE__BACKEND": "mongo"}, "store.backend must be 'sqlite' or 'influxdb': 'mongo'"),
+        (
+            {"CITYOPS_STORE__BACKEND": "mongo"},
+            "store.backend must be 'sqlite' or 'influxdb': 'mongo'",
+        ),
         ({"CITYOPS_INGEST__BATCH_SIZE": "0"}, "ingest.batch_size must be at least 1: 0"),
         ({"CITYOPS_DATABASE__URL": "mysql://x"}, "database.url must start with sqlite://"),
         ({"CITYOPS_SITE__TIMEZONE": "Mars/Base"}, "site.timezone must be an IANA time zone"),
@@ -95,7 +98,7 @@ def test_bands_must_increase_and_end_open() -> None:
 
 
 def test_influx_v2_needs_token_org_bucket() -> None:
-    with pytest.raises(ConfigError, match="store.influxdb.token must be set"):
+    with pytest.raises(ConfigError, match=r"store\.influxdb\.token must be set"):
         parse_settings(
             shipped(),
             environ={"CITYOPS_STORE__BACKEND": "influxdb", "CITYOPS_STORE__INFLUXDB__API": "v2"},
@@ -112,7 +115,7 @@ def test_three_level_hierarchy_is_configuration() -> None:
     settings = parse_settings(raw, environ={})
     assert settings.hierarchy.level_names == ("province", "district", "commune")
     raw["hierarchy"]["levels"][1]["name"] = "province"
-    with pytest.raises(ConfigError, match="hierarchy.levels must have unique level names"):
+    with pytest.raises(ConfigError, match=r"hierarchy\.levels must have unique level names"):
         parse_settings(raw, environ={})
 
 

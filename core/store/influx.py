@@ -1,0 +1,346 @@
+"""The Store port on InfluxDB: line protocol in, InfluxQL out (ARCHITECTURE decision 1).
+
+``api: v1`` writes gzip'd line protocol to ``/write`` (InfluxDB 1.x and the compatibility
+API of 2.x/3.x) with basic auth; ``api: v2`` writes through ``influxdb-client`` to
+``/api/v2/write`` with a token. Reads are always InfluxQL on ``/query``. Every name and
+value put into a query is quoted here, never interpolated raw.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from core.errors import PermanentError, RetryableError
+from core.settings import InfluxSettings
+from core.store.lineprotocol import clean_points, encode_lines, nfc, refused_error
+from core.store.rollup import (
+    DeviceLast,
+    check_aggregation,
+    epoch_ms,
+    every_ms,
+    roll_up,
+    utc_from_ms,
+)
+from core.types import Aggregation, MetricRef, Point, SeriesPoint, UnitRef, UnitValue
+
+# The port's aggregations by their InfluxQL function (a fixed table, never user text).
+_INFLUXQL_FUNCTIONS: dict[str, str] = {
+    "mean": "mean",
+    "max": "max",
+    "min": "min",
+    "sum": "sum",
+    "last": "last",
+}
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier: double quotes, with backslash and quote escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    """An InfluxQL string literal: single quotes, with backslash and quote escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def time_literal(ts: datetime) -> str:
+    return f"{epoch_ms(ts)}ms"
+
+
+def latest_query(
+    metric: MetricRef, level: str, since: datetime, parent: UnitRef | None = None
+) -> str:
+    """Each (device, unit) pair's last value at or after ``since``."""
+    where = f"time >= {time_literal(since)}"
+    if parent is not None:
+        where += f" AND {quote_ident(nfc(parent.level))} = {quote_string(nfc(parent.code))}"
+    return (
+        f"SELECT last({quote_ident(nfc(metric.field))}) FROM {quote_ident(nfc(metric.measurement))}"
+        f' WHERE {where} GROUP BY "device", {quote_ident(nfc(level))}'
+    )
+
+
+def series_query(
+    metric: MetricRef,
+    unit: UnitRef,
+    start: datetime,
+    end: datetime,
+    every: timedelta,
+    aggregation: Aggregation,
+) -> str:
+    """Epoch-aligned buckets (InfluxDB's default alignment); empty buckets left out."""
+    function = _INFLUXQL_FUNCTIONS[check_aggregation(aggregation)]
+    return (
+        f"SELECT {function}({quote_ident(nfc(metric.field))})"
+        f" FROM {quote_ident(nfc(metric.measurement))}"
+        f" WHERE {quote_ident(nfc(unit.level))} = {quote_string(nfc(unit.code))}"
+        f" AND time >= {time_literal(start)} AND time < {time_literal(end)}"
+        f" GROUP BY time({every_ms(every)}ms) fill(none)"
+    )
+
+
+def _server_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return response.text.strip()[:500] or response.reason
+
+
+def _http_error(response: requests.Response, doing: str) -> RetryableError | PermanentError:
+    """What the caller should do about a failed answer (5xx and 429: retry later)."""
+    message = (
+        f"InfluxDB could not {doing}: HTTP {response.status_code}: {_server_message(response)}"
+    )
+    if response.status_code == 429 or response.status_code >= 500:
+        if "retention policy not found" in message:
+            return PermanentError(message)  # a 500 in 1.x, but a wrong setting
+        return RetryableError(message)
+    return PermanentError(message)
+
+
+class InfluxStore:
+    """The Store port on InfluxDB. ``session`` is injectable (tests, proxies); nothing
+    connects until the first call. The database is created on first use when
+    ``create_database`` is set (v1), so the store can be built while InfluxDB is down."""
+
+    def __init__(
+        self, settings: InfluxSettings, *, session: requests.Session | None = None
+    ) -> None:
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        self._session = session or requests.Session()
+        self._owns_session = session is None
+        self._database_ready = settings.api == "v2" or not settings.create_database
+        self._v2_client: Any = None  # influxdb_client.InfluxDBClient, built on first v2 write
+        self._v2_lock = threading.Lock()
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self.settings.api == "v2" and self.settings.token is not None:
+            return {"Authorization": f"Token {self.settings.token.get_secret_value()}"}
+        return {}
+
+    def _basic_auth(self) -> HTTPBasicAuth | None:
+        # UTF-8 bytes: requests would encode str as latin-1 and fail on Vietnamese letters.
+        if self.settings.api == "v1" and self.settings.username:
+            password = self.settings.password.get_secret_value() if self.settings.password else ""
+            return HTTPBasicAuth(self.settings.username.encode(), password.encode())
+        return None
+
+    def _post(
+        self, path: str, doing: str, *, params: dict[str, str], **kwargs: Any
+    ) -> requests.Response:
+        headers = self._auth_headers() | kwargs.pop("headers", {})
+        try:
+            response = self._session.post(
+                f"{self.url}{path}",
+                params=params,
+                headers=headers,
+                auth=self._basic_auth(),
+                timeout=self.settings.timeout_s,
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise RetryableError(f"InfluxDB at {self.url} could not {doing}: {exc}") from exc
+        return response
+
+    def _query(self, q: str, doing: str) -> dict[str, Any]:
+        """Run one InfluxQL statement; its result, or the error of the statement."""
+        self._ensure_database()
+        params = {"db": self.settings.database, "epoch": "ms"}
+        if self.settings.retention_policy:
+            params["rp"] = self.settings.retention_policy
+        response = self._post("/query", doing, params=params, data={"q": q})
+        if response.status_code != 200:
+            raise _http_error(response, doing)
+        try:
+            result: dict[str, Any] = response.json()["results"][0]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise RetryableError(f"InfluxDB could not {doing}: unreadable answer") from exc
+        error = result.get("error")
+        if error:
+            raise self._statement_error(str(error), doing)
+        if result.get("partial"):
+            raise PermanentError(
+                f"InfluxDB could not {doing}: answer cut by the server's max-row-limit"
+            )
+        return result
+
+    def _statement_error(self, error: str, doing: str) -> RetryableError | PermanentError:
+        message = f"InfluxDB could not {doing}: {error}"
+        if (
+            error.startswith("database not found")
+            and self.settings.create_database
+            and self.settings.api == "v1"
+        ):
+            self._database_ready = False  # dropped while we run: create it on the next call
+            return RetryableError(message)
+        return PermanentError(message)
+
+    def _ensure_database(self) -> None:
+        if self._database_ready:
+            return
+        doing = f"create database {self.settings.database!r}"
+        response = self._post(
+            "/query",
+            doing,
+            params={},
+            data={"q": f"CREATE DATABASE {quote_ident(self.settings.database)}"},
+        )
+        if response.status_code != 200:
+            raise _http_error(response, doing)
+        try:
+            results = response.json()["results"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RetryableError(f"InfluxDB could not {doing}: unreadable answer") from exc
+        for result in results:
+            if result.get("error"):  # e.g. "invalid name"
+                raise PermanentError(f"InfluxDB could not {doing}: {result['error']}")
+        self._database_ready = True
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Refused points (see lineprotocol) raise PermanentError after the others are
+        written. A partial write refused by the server (field type conflict, outside the
+        retention policy) is a PermanentError too: retrying those points never succeeds,
+        and the accepted ones are stored already."""
+        clean, refused = clean_points(points)
+        if clean:
+            body = encode_lines(clean).encode("utf-8")
+            if self.settings.api == "v2":
+                self._write_v2(body, len(clean))
+            else:
+                self._write_v1(body, len(clean))
+        if refused:
+            raise refused_error(refused, len(points))
+
+    def _write_v1(self, body: bytes, count: int) -> None:
+        self._ensure_database()
+        doing = f"write {count} points"
+        params = {"db": self.settings.database, "precision": "ms"}
+        if self.settings.retention_policy:
+            params["rp"] = self.settings.retention_policy
+        response = self._post(
+            "/write",
+            doing,
+            params=params,
+            data=gzip.compress(body, compresslevel=5),
+            headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
+        )
+        if response.status_code == 204:
+            return
+        if response.status_code == 404:  # "database not found": maybe dropped while we run
+            raise self._statement_error(_server_message(response), doing)
+        raise _http_error(response, doing)
+
+    def _write_v2(self, body: bytes, count: int) -> None:
+        from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.domain.write_precision import WritePrecision
+
+        with self._v2_lock:
+            if self._v2_client is None:
+                self._v2_client = self._make_v2_client()
+        doing = f"write {count} points"
+        bucket = self.settings.bucket or self.settings.database
+        try:
+            self._v2_client.write_api(write_options=SYNCHRONOUS).write(
+                bucket, self.settings.org, record=body, write_precision=WritePrecision.MS
+            )
+        except Exception as exc:
+            raise _v2_error(exc, doing) from exc
+
+    def _make_v2_client(self) -> Any:
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+
+        token = self.settings.token.get_secret_value() if self.settings.token else ""
+        return InfluxDBClient(
+            url=self.url,
+            token=token,
+            org=self.settings.org or "",
+            timeout=int(self.settings.timeout_s * 1000),
+            enable_gzip=True,
+        )
+
+    # -- reads -------------------------------------------------------------------------
+
+    def latest_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        since: datetime,
+        parent: UnitRef | None = None,
+        aggregation: Aggregation = "mean",
+    ) -> list[UnitValue]:
+        aggregation = check_aggregation(aggregation)
+        query = latest_query(metric, level, since, parent)
+        result = self._query(query, f"read the latest {metric.measurement}.{metric.field}")
+        rows = []
+        for series in result.get("series", []):
+            tags = series.get("tags") or {}
+            for ts_ms, value in series["values"]:
+                if value is not None:
+                    unit = tags.get(nfc(level), "")
+                    rows.append(DeviceLast(tags.get("device", ""), unit, ts_ms, float(value)))
+        return roll_up(rows, aggregation)
+
+    def series(
+        self,
+        metric: MetricRef,
+        unit: UnitRef,
+        *,
+        start: datetime,
+        end: datetime,
+        every: timedelta,
+        aggregation: Aggregation = "mean",
+    ) -> list[SeriesPoint]:
+        aggregation = check_aggregation(aggregation)
+        query = series_query(metric, unit, start, end, every, aggregation)
+        result = self._query(query, f"read the series of {unit.level} {unit.code}")
+        points = [
+            SeriesPoint(utc_from_ms(ts_ms), float(value))
+            for series in result.get("series", [])
+            for ts_ms, value in series["values"]
+            if value is not None
+        ]
+        return sorted(points, key=lambda point: point.ts)
+
+    def close(self) -> None:
+        """Close the HTTP session (when this store made it) and the v2 client."""
+        if self._v2_client is not None:
+            self._v2_client.close()
+            self._v2_client = None
+        if self._owns_session:
+            self._session.close()
+
+
+def _v2_error(exc: Exception, doing: str) -> RetryableError | PermanentError:
+    """influxdb-client raises ApiException with the HTTP status, urllib3 errors when the
+    server cannot be reached."""
+    from influxdb_client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        detail = getattr(exc, "message", None) or exc.body or exc.reason or ""
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        message = f"InfluxDB could not {doing}: HTTP {status}: {str(detail).strip()[:500]}"
+        if status == 429 or status >= 500 or status == 0:
+            return RetryableError(message)
+        return PermanentError(message)
+    if isinstance(exc, HTTPError | OSError):
+        return RetryableError(f"InfluxDB could not {doing}: {exc}")
+    return PermanentError(f"InfluxDB could not {doing}: {exc!r}")
