@@ -1,0 +1,110 @@
+"""The device registry: which device is where, placed in its units by point-in-polygon."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from layers.geography import Geography
+
+log = logging.getLogger("cityops.layers")
+REGISTRY_COLUMNS = ("device_id", "kind", "name", "lon", "lat")
+DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    kind: str
+    name: str
+    lon: float
+    lat: float
+    unit_code: str | None  # the lowest-level unit, None when outside every unit
+    tags: Mapping[str, str] = field(default_factory=dict)  # {"province": "48", "commune": "20194"}
+
+
+def place_device(
+    device_id: str, kind: str, name: str, lon: float, lat: float, geography: Geography
+) -> Device:
+    """A device with its units found by point-in-polygon."""
+    code = geography.locator().locate(lon, lat)
+    tags = geography.hierarchy.level_tags(code) if code is not None else {}
+    return Device(device_id, kind, name, lon, lat, code, tags)
+
+
+def read_registry(path: Path, geography: Geography) -> dict[str, Device]:
+    """Read ``device_id,kind,name,lon,lat``; every bad row stops with file, line, column, value."""
+    key = "devices.registry"
+    if not path.exists():
+        raise ConfigError(key, str(path), "must name an existing CSV file")
+    rows: list[tuple[str, str, str, float, float]] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REGISTRY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(key, str(path), f"must have the columns {list(REGISTRY_COLUMNS)}")
+        for line, row in enumerate(reader, start=2):
+            where = f"{key} {path}:{line}"
+            device_id = (row["device_id"] or "").strip()
+            if not DEVICE_ID.match(device_id):
+                raise ConfigError(
+                    f"{where} device_id", device_id, "must be 1-64 of A-Z a-z 0-9 _ . -"
+                )
+            if device_id in seen:
+                raise ConfigError(
+                    f"{where} device_id", device_id, f"must be unique (also line {seen[device_id]})"
+                )
+            seen[device_id] = line
+            kind = (row["kind"] or "").strip()
+            if not KIND.match(kind):
+                raise ConfigError(f"{where} kind", kind, "must be a lower-case word such as air")
+            lon = _coordinate(row["lon"], -180, 180, f"{where} lon")
+            lat = _coordinate(row["lat"], -90, 90, f"{where} lat")
+            rows.append((device_id, kind, (row["name"] or "").strip(), lon, lat))
+    codes = geography.locator().locate_many([r[3] for r in rows], [r[4] for r in rows])
+    devices: dict[str, Device] = {}
+    for (device_id, kind, name, lon, lat), code in zip(rows, codes, strict=True):
+        if code is None:
+            log.warning("device %s at %.5f,%.5f lies outside every unit", device_id, lon, lat)
+        tags = geography.hierarchy.level_tags(code) if code is not None else {}
+        devices[device_id] = Device(device_id, kind, name, lon, lat, code, tags)
+    return devices
+
+
+def _coordinate(raw: str | None, low: float, high: float, key: str) -> float:
+    try:
+        value = float((raw or "").strip())
+    except ValueError:
+        raise ConfigError(key, raw, "must be a number") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(key, raw, f"must be a number from {low} to {high}")
+    return value
+
+
+def write_registry(path: Path, devices: Iterable[Device]) -> None:
+    """Write the registry CSV (creating its folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REGISTRY_COLUMNS)
+        for device in devices:
+            writer.writerow(
+                [
+                    device.device_id,
+                    device.kind,
+                    device.name,
+                    f"{device.lon:.6f}",
+                    f"{device.lat:.6f}",
+                ]
+            )
