@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from functools import cached_property
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -17,12 +18,15 @@ from layers.locate import Locator
 
 
 class Geography:
-    """Hierarchy + boundaries per level (scoped, cached) + the point → unit locator."""
+    """Hierarchy + boundaries per level (scoped, cached) + the point → unit locator.
+
+    Files are read on first use, not in the constructor; thread-safe, so the dashboard's
+    server threads can share one instance."""
 
     def __init__(
         self,
         hierarchy: Hierarchy,
-        boundary_files: dict[str, Any],
+        boundary_files: Mapping[str, Path],
         *,
         scope: str | None,
         map_level: str,
@@ -30,16 +34,27 @@ class Geography:
         self.hierarchy = hierarchy
         self.scope = scope
         self.map_level = map_level
-        self._files = boundary_files
-        with_files = [level for level in hierarchy.levels if level in boundary_files]
+        self._files = dict(boundary_files)
+        unknown = [level for level in self._files if level not in hierarchy.levels]
+        if unknown:
+            raise ConfigError(
+                f"layers.boundaries.{unknown[0]}",
+                unknown[0],
+                f"must be a level of hierarchy.levels {list(hierarchy.levels)}",
+            )
+        with_files = self.levels_with_boundaries
         if not with_files:
             raise ConfigError("layers.boundaries", {}, "must name a file for at least one level")
-        if map_level not in boundary_files:
+        if map_level not in self._files:
             raise ConfigError("layers.map_level", map_level, "must be a level with a boundary file")
+        if scope is not None and hierarchy.get(scope) is None:
+            raise ConfigError("layers.scope", scope, "must be the code of a unit in the hierarchy")
         self.lowest_level: str = with_files[-1]
-        self._lock = threading.Lock()
+        # re-entrant: locator() and map_geojson() call boundaries() while holding it
+        self._lock = threading.RLock()
         self._frames: dict[str, gpd.GeoDataFrame] = {}
         self._geojson: dict[str, dict[str, Any]] = {}
+        self._locator: Locator | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Geography:
@@ -53,9 +68,11 @@ class Geography:
 
     @property
     def levels_with_boundaries(self) -> list[str]:
+        """Levels that have a boundary file, top first."""
         return [level for level in self.hierarchy.levels if level in self._files]
 
     def boundaries(self, level: str) -> gpd.GeoDataFrame:
+        """The units of ``level`` inside the scope (read once). Callers must not modify it."""
         with self._lock:
             if level not in self._frames:
                 if level not in self._files:
@@ -66,25 +83,26 @@ class Geography:
             return self._frames[level]
 
     def _scope_for(self, level: str) -> str | None:
-        """The scope filters levels below it; a level at or above the scope is not cut."""
+        """The unit that bounds ``level``: the scope itself for its level and the levels
+        below it; for a level above it, the scope's ancestor at that level (a district
+        scope shows its province, not the whole country)."""
         if self.scope is None:
             return None
-        scope_unit = self.hierarchy.get(self.scope)
-        if scope_unit is None:
-            raise ConfigError("layers.scope", self.scope, "must be the code of a unit")
-        levels = self.hierarchy.levels
-        return self.scope if levels.index(level) >= levels.index(scope_unit.level) else None
-
-    @cached_property
-    def _locator(self) -> Locator:
-        return Locator(self.boundaries(self.lowest_level))
+        for unit in self.hierarchy.ancestors(self.scope):
+            if unit.level == level:
+                return unit.code
+        return self.scope
 
     def locator(self) -> Locator:
-        return self._locator
+        """Point → unit code over the lowest level with a boundary file."""
+        with self._lock:
+            if self._locator is None:
+                self._locator = Locator(self.boundaries(self.lowest_level))
+            return self._locator
 
     def map_geojson(self, level: str) -> dict[str, Any]:
-        frame = self.boundaries(level)
+        """The browser FeatureCollection of ``level`` (built once)."""
         with self._lock:
             if level not in self._geojson:
-                self._geojson[level] = map_geojson(frame)
+                self._geojson[level] = map_geojson(self.boundaries(level))
             return self._geojson[level]

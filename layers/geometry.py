@@ -18,12 +18,14 @@ def map_geojson(frame: gpd.GeoDataFrame, *, tolerance: float | None = None) -> d
     Exterior rings are clockwise and holes counter-clockwise: Plotly's SVG geo trace
     (d3-geo) reads RFC 7946 counter-clockwise outer rings as "the whole globe except the
     polygon" and fills the map with one colour. ``tolerance`` (degrees) simplifies the
-    coverage so neighbours stay edge-matched."""
+    coverage so neighbours stay edge-matched. Every geometry is a MultiPolygon."""
     geometries = frame.geometry.to_numpy()
     if tolerance:
         geometries = shapely.coverage_simplify(geometries, tolerance)
     geometries = shapely.set_precision(geometries, 10.0**-DECIMALS)
     geometries = shapely.orient_polygons(geometries, exterior_cw=True)
+    # One geometry type for every feature, so the browser code handles one shape of data.
+    geometries = np.array([_multipolygon(geometry) for geometry in geometries], dtype=object)
     features = []
     for code, name, full_name, geometry in zip(
         frame["code"], frame["name"], frame["full_name"], geometries, strict=True
@@ -38,6 +40,16 @@ def map_geojson(frame: gpd.GeoDataFrame, *, tolerance: float | None = None) -> d
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def _multipolygon(geometry: shapely.Geometry) -> shapely.Geometry:
+    if isinstance(geometry, shapely.Polygon):
+        return shapely.MultiPolygon([geometry])
+    if isinstance(geometry, shapely.MultiPolygon):
+        return geometry
+    # simplification or rounding can leave a collection with slivers: keep the polygons
+    parts = [part for part in shapely.get_parts(geometry) if isinstance(part, shapely.Polygon)]
+    return shapely.MultiPolygon(parts)
 
 
 def _rounded(node: Any) -> Any:

@@ -93,7 +93,8 @@ class Hierarchy:
                     str(path),
                     f"must have the columns {list(UNIT_COLUMNS)} (missing {missing})",
                 )
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num  # physical line: right even after blank lines
                 where = f"hierarchy.units_file {path}:{line}"
                 level = (row["level"] or "").strip()
                 if level not in index:
@@ -116,13 +117,18 @@ class Hierarchy:
                         parent,
                         "must be empty for the top level and set for every other level",
                     )
+                name, full_name = _nfc(row["name"] or ""), _nfc(row["full_name"] or "")
+                if not name or not full_name:
+                    raise ConfigError(
+                        f"{where} name", row["name"], "must be set, and so must full_name"
+                    )
                 units.append(
                     Unit(
                         code=code,
                         level=level,
                         parent_code=parent,
-                        name=_nfc(row["name"] or ""),
-                        full_name=_nfc(row["full_name"] or ""),
+                        name=name,
+                        full_name=full_name,
                         name_en=(row["name_en"] or "").strip(),
                         unit_type=_nfc(row["unit_type"] or ""),
                     )
@@ -194,7 +200,8 @@ class Hierarchy:
         return ", ".join(_english_name(unit) for unit in chain)
 
     def search(self, text: str, limit: int = 20) -> list[Unit]:
-        """Accent-insensitive search by name; names that start with the text come first."""
+        """Accent-insensitive search by name. Names that start with the text come first,
+        then names that contain it; each group top level first, then by code."""
         needle = fold(text)
         if not needle:
             return []
@@ -204,7 +211,12 @@ class Hierarchy:
                 starts.append(unit)
             elif needle in name or needle in full_name:
                 contains.append(unit)
-        ordered = sorted(starts, key=lambda u: u.code) + sorted(contains, key=lambda u: u.code)
+        rank = {level: position for position, level in enumerate(self.levels)}
+
+        def by_level_then_code(unit: Unit) -> tuple[int, str]:
+            return rank[unit.level], unit.code
+
+        ordered = sorted(starts, key=by_level_then_code) + sorted(contains, key=by_level_then_code)
         return ordered[:limit]
 
     def __len__(self) -> int:

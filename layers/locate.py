@@ -14,23 +14,35 @@ class Locator:
     with the lowest code, so the answer never depends on the order of the file."""
 
     def __init__(self, frame: gpd.GeoDataFrame) -> None:
-        order = np.argsort(frame["code"].to_numpy(dtype=str), kind="stable")
-        self._codes = frame["code"].to_numpy(dtype=str)[order]
-        geometries = frame.geometry.to_numpy()[order]
+        codes = frame["code"].to_numpy(dtype=str)
+        order = np.argsort(codes, kind="stable")
+        self._codes = codes[order]
+        geometries = np.asarray(frame.geometry.to_numpy(), dtype=object)[order]
         shapely.prepare(geometries)
         self._tree = shapely.STRtree(geometries)
+
+    def __len__(self) -> int:
+        return len(self._codes)
 
     def locate(self, lon: float, lat: float) -> str | None:
         return self.locate_many([lon], [lat])[0]
 
     def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
-        points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
-        found: list[str | None] = [None] * len(points)
-        point_index, geometry_index = self._tree.query(points, predicate="intersects")
-        # geometry indices follow code order, so the first hit per point is the lowest code
-        for point_at, geometry_at in sorted(
-            zip(point_index.tolist(), geometry_index.tolist(), strict=True)
+        """The unit code of every (lon, lat) pair, None outside every unit (or for NaN)."""
+        xs, ys = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        if xs.shape != ys.shape or xs.ndim != 1:
+            raise ValueError(f"lons and lats must be equally long lists ({xs.shape}, {ys.shape})")
+        found: list[str | None] = [None] * len(xs)
+        if not len(xs) or not len(self._codes):
+            return found
+        point_at, geometry_at = self._tree.query(shapely.points(xs, ys), predicate="intersects")
+        # Geometries are stored in code order: the smallest geometry index per point is the
+        # lowest code, which decides points on a shared border.
+        order = np.lexsort((geometry_at, point_at))
+        point_at, geometry_at = point_at[order], geometry_at[order]
+        points, first = np.unique(point_at, return_index=True)
+        for point, code in zip(
+            points.tolist(), self._codes[geometry_at[first]].tolist(), strict=True
         ):
-            if found[point_at] is None:
-                found[point_at] = str(self._codes[geometry_at])
+            found[point] = str(code)
         return found

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 
@@ -54,8 +56,15 @@ def read_registry(path: Path, geography: Geography) -> dict[str, Device]:
         missing = [c for c in REGISTRY_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ConfigError(key, str(path), f"must have the columns {list(REGISTRY_COLUMNS)}")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num  # physical line: right even after blank or multi-line rows
             where = f"{key} {path}:{line}"
+            if None in row or None in row.values():
+                hint = " (quote a name that contains a comma)" if None in row else ""
+                columns = len(reader.fieldnames or [])
+                raise ConfigError(
+                    where, _raw_values(row), f"must have {columns} comma-separated values{hint}"
+                )
             device_id = (row["device_id"] or "").strip()
             if not DEVICE_ID.match(device_id):
                 raise ConfigError(
@@ -71,7 +80,8 @@ def read_registry(path: Path, geography: Geography) -> dict[str, Device]:
                 raise ConfigError(f"{where} kind", kind, "must be a lower-case word such as air")
             lon = _coordinate(row["lon"], -180, 180, f"{where} lon")
             lat = _coordinate(row["lat"], -90, 90, f"{where} lat")
-            rows.append((device_id, kind, (row["name"] or "").strip(), lon, lat))
+            name = unicodedata.normalize("NFC", (row["name"] or "").strip())
+            rows.append((device_id, kind, name, lon, lat))
     codes = geography.locator().locate_many([r[3] for r in rows], [r[4] for r in rows])
     devices: dict[str, Device] = {}
     for (device_id, kind, name, lon, lat), code in zip(rows, codes, strict=True):
@@ -80,6 +90,12 @@ def read_registry(path: Path, geography: Geography) -> dict[str, Device]:
         tags = geography.hierarchy.level_tags(code) if code is not None else {}
         devices[device_id] = Device(device_id, kind, name, lon, lat, code, tags)
     return devices
+
+
+def _raw_values(row: Mapping[Any, Any]) -> str:
+    """The row as written, for an error message: DictReader files extra values under None."""
+    values = [value for key, value in row.items() if key is not None and value is not None]
+    return ",".join([*values, *(row.get(None) or [])])
 
 
 def _coordinate(raw: str | None, low: float, high: float, key: str) -> float:
@@ -93,18 +109,24 @@ def _coordinate(raw: str | None, low: float, high: float, key: str) -> float:
 
 
 def write_registry(path: Path, devices: Iterable[Device]) -> None:
-    """Write the registry CSV (creating its folder)."""
+    """Write the registry CSV (creating its folder). Written to a temporary file and renamed,
+    so a reader never sees half a registry. Coordinates keep every digit (shortest repr)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(REGISTRY_COLUMNS)
-        for device in devices:
-            writer.writerow(
-                [
-                    device.device_id,
-                    device.kind,
-                    device.name,
-                    f"{device.lon:.6f}",
-                    f"{device.lat:.6f}",
-                ]
-            )
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(REGISTRY_COLUMNS)
+            for device in devices:
+                writer.writerow(
+                    [
+                        device.device_id,
+                        device.kind,
+                        device.name,
+                        str(float(device.lon)),
+                        str(float(device.lat)),
+                    ]
+                )
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
