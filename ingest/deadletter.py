@@ -1,0 +1,134 @@
+"""Dead letters in the SQL state database (SQLite or PostgreSQL) through SQLAlchemy Core.
+
+Every message that cannot be ingested is kept whole (topic, raw payload bytes) with the
+reason, so an operator can see what a device sent and replay it once it is fixed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import TypeDecorator
+
+from core.errors import RetryableError
+from core.types import DeadLetter
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on every backend.
+
+    SQLite has no time zones and would hand back naive values; storing naive UTC in a
+    plain TIMESTAMP column and re-attaching UTC on read behaves the same on PostgreSQL."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"timestamps must be timezone-aware: {value!r}")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        stored: datetime = value
+        return stored.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+    Column("topic", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+
+class SqlDeadLetterStore:
+    """core.ports.DeadLetterStore on an SQLAlchemy engine (``core.db.make_engine``).
+
+    Creates its table on construction. Database errors become RetryableError: the ingest
+    worker keeps the message unacknowledged and tries again."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        try:
+            metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"dead-letter table could not be created: {exc}") from exc
+
+    def put(self, letter: DeadLetter) -> None:
+        received = letter.received_at
+        if received.tzinfo is None or received.utcoffset() is None:
+            # A caller bug, not an outage: must not be retried as a database error.
+            raise ValueError(f"received_at must be timezone-aware: {received!r}")
+        row = {
+            "received_at": letter.received_at,
+            "topic": letter.topic,
+            "payload": bytes(letter.payload),
+            # PostgreSQL text refuses NUL; a reason quoting a payload could carry one.
+            "reason": letter.reason.replace("\x00", "\\x00"),
+        }
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(dead_letters), row)
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"dead letter could not be stored: {exc}") from exc
+
+    def count(self) -> int:
+        try:
+            with self._engine.connect() as connection:
+                total = connection.execute(select(func.count()).select_from(dead_letters))
+                return int(total.scalar_one())
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"dead letters could not be counted: {exc}") from exc
+
+    def recent(self, limit: int = 50) -> list[DeadLetter]:
+        if limit < 1:
+            return []
+        query = (
+            select(
+                dead_letters.c.received_at,
+                dead_letters.c.topic,
+                dead_letters.c.payload,
+                dead_letters.c.reason,
+            )
+            .order_by(dead_letters.c.received_at.desc(), dead_letters.c.id.desc())
+            .limit(limit)
+        )
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"dead letters could not be read: {exc}") from exc
+        return [
+            DeadLetter(
+                received_at=row.received_at,
+                topic=row.topic,
+                payload=bytes(row.payload),
+                reason=row.reason,
+            )
+            for row in rows
+        ]

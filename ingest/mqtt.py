@@ -1,0 +1,358 @@
+"""The paho-mqtt 2.x adapter: a persistent-session subscriber driven from one thread.
+
+Every paho call (network loop, callbacks, PUBACKs, reconnects) happens on the thread that
+calls :meth:`MqttSource.poll`, so acknowledging a message never races with paho's network
+thread: there is none. A PUBACK names a packet id that only means something on the
+connection that delivered it, so each Delivery remembers its connection (``connection``)
+and a stale one is never acknowledged: the broker delivers it again after the reconnect.
+
+MQTT 5 first (session expiry, receive maximum as back-pressure); a broker that only
+speaks 3.1.1 (amqtt, the embedded demo broker) gets a 3.1.1 persistent session instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from core.clock import SystemClock
+from core.ports import Clock
+from core.settings import Settings
+from ingest.topics import subscription_filters
+
+log = logging.getLogger("cityops.ingest")
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+DISCONNECT_TIMEOUT_S = 5.0
+CONNACK_TIMEOUT_S = 3.0  # a broker on the LAN answers CONNECT in milliseconds
+_UNSUPPORTED_PROTOCOL = 0x84  # CONNACK reason; paho maps a 3.1.1 broker's code 1 to it
+
+
+class ClientFactory(Protocol):
+    """Builds an unconnected paho client; tests pass their own to observe or break it."""
+
+    def __call__(
+        self, settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
+    ) -> mqtt.Client: ...
+
+
+def make_client(
+    settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
+) -> mqtt.Client:
+    """The production client: manual acks, credentials and TLS from ``settings.broker``."""
+    persistent_v3 = {} if protocol == MQTTProtocolVersion.MQTTv5 else {"clean_session": False}
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=settings.ingest.client_id,
+        protocol=protocol,
+        manual_ack=True,
+        **persistent_v3,  # type: ignore[arg-type]
+    )
+    broker = settings.broker
+    if broker.username is not None:
+        password = broker.password.get_secret_value() if broker.password is not None else None
+        client.username_pw_set(broker.username, password)
+    if broker.tls:
+        client.tls_set()
+    # Used by paho's own loops; MqttSource applies the same bounds when it reconnects.
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+def connect_properties(settings: Settings) -> Properties:
+    """MQTT 5 CONNECT: keep the session (and queue our messages) for ``session_expiry_s``
+    while we are away; never have more than ``max_in_flight`` unacknowledged messages."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = settings.ingest.session_expiry_s
+    properties.ReceiveMaximum = settings.ingest.max_in_flight
+    return properties
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One received message, with what is needed to acknowledge it later."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+    connection: int  # which connection delivered it; PUBACK only on that one
+
+
+class MqttSource:
+    """Subscribes with a persistent session and hands each message to ``on_delivery``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_delivery: Callable[[Delivery], None],
+        *,
+        client_factory: ClientFactory = make_client,
+        clock: Clock | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_delivery = on_delivery
+        self._client_factory = client_factory
+        self._clock: Clock = clock or SystemClock()
+        self._filters = subscription_filters(settings.ingest)
+        self._protocol = MQTTProtocolVersion.MQTTv5
+        self._client: mqtt.Client | None = None
+        self._connection = 0
+        self._connected = False
+        self._subscribed = False
+        self._downgrade = False
+        self._need_connect = True
+        self._connect_sent = 0.0
+        self._v5_answered = False
+        self._reconnect_at = 0.0
+        self._reconnect_delay = float(RECONNECT_MIN_S)
+        self.callback_errors = 0
+        self.connects = 0
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> int:
+        """Number of the current connection (0 before the first)."""
+        return self._connection
+
+    @property
+    def ready(self) -> bool:
+        """Connected and every subscription granted."""
+        return self._connected and self._subscribed
+
+    @property
+    def protocol(self) -> MQTTProtocolVersion:
+        return self._protocol
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Build the client; the first poll connects. Connects nothing by itself."""
+        self._client = self._build(self._protocol)
+
+    def _build(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
+        client = self._client_factory(self._settings, protocol)
+        client.on_connect = self._guarded("on_connect", self._handle_connect)
+        client.on_disconnect = self._guarded("on_disconnect", self._handle_disconnect)
+        client.on_subscribe = self._guarded("on_subscribe", self._handle_subscribe)
+        client.on_message = self._guarded("on_message", self._handle_message)
+        broker = self._settings.broker
+        if protocol == MQTTProtocolVersion.MQTTv5:
+            client.connect_async(
+                broker.host,
+                broker.port,
+                broker.keepalive_s,
+                clean_start=False,
+                properties=connect_properties(self._settings),
+            )
+        else:
+            client.connect_async(broker.host, broker.port, broker.keepalive_s)
+        return client
+
+    def poll(self, timeout_s: float) -> None:
+        """Run the network for up to ``timeout_s``: connect if due, read, write, ping."""
+        client = self._require_client()
+        if (self._need_connect or client.socket() is None) and not self._try_connect(
+            client, timeout_s
+        ):
+            return
+        rc = client.loop(timeout=timeout_s)
+        if self._downgrade:
+            self._downgrade_to_v311("it answered 'unsupported protocol version'")
+        elif rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._connection_lost(f"network loop: {mqtt.error_string(rc)}")
+        elif not self._connected and time.monotonic() - self._connect_sent > CONNACK_TIMEOUT_S:
+            self._no_connack()
+
+    def ack(self, delivery: Delivery) -> bool:
+        """PUBACK one message if its connection is still the current one."""
+        if delivery.qos == 0:
+            return True
+        if not self._connected or delivery.connection != self._connection:
+            return False
+        rc = self._require_client().ack(delivery.mid, delivery.qos)
+        return rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def close(self, timeout_s: float = DISCONNECT_TIMEOUT_S) -> None:
+        """Send what is queued (PUBACKs), then DISCONNECT; the broker keeps the session."""
+        client = self._client
+        if client is None:
+            return
+        if client.socket() is not None:
+            client.disconnect()
+            deadline = time.monotonic() + timeout_s
+            while client.socket() is not None and time.monotonic() < deadline:
+                client.loop(timeout=0.05)
+        self._connected = False
+        self._client = None  # paho closes its remaining sockets when the client is collected
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _require_client(self) -> mqtt.Client:
+        if self._client is None:
+            raise RuntimeError("MqttSource.open() was not called")
+        return self._client
+
+    def _try_connect(self, client: mqtt.Client, timeout_s: float) -> bool:
+        wait = self._reconnect_at - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, timeout_s))
+            return False
+        broker = self._settings.broker
+        try:
+            client.reconnect()  # closes the previous socket, if any
+        except (OSError, ValueError) as exc:
+            self._connection_lost(f"cannot reach {broker.host}:{broker.port}: {exc}")
+            return False
+        self._need_connect = False
+        self._connect_sent = time.monotonic()
+        return True
+
+    def _connection_lost(self, why: str) -> None:
+        self._connected = False
+        self._subscribed = False
+        self._need_connect = True
+        delay = self._reconnect_delay
+        self._reconnect_at = time.monotonic() + delay
+        self._reconnect_delay = min(float(RECONNECT_MAX_S), delay * 2)
+        log.warning("MQTT broker connection down (%s); next attempt in %.0f s", why, delay)
+
+    def _no_connack(self) -> None:
+        # An MQTT 3.1.1-only broker may choke on the MQTT 5 properties and never answer
+        # (amqtt 0.12 does); a broker that answered MQTT 5 before is only slow or stuck.
+        if self._protocol == MQTTProtocolVersion.MQTTv5 and not self._v5_answered:
+            self._downgrade_to_v311(f"no CONNACK within {CONNACK_TIMEOUT_S:.0f} s")
+        else:
+            self._connection_lost(f"no CONNACK within {CONNACK_TIMEOUT_S:.0f} s")
+
+    def _downgrade_to_v311(self, why: str) -> None:
+        self._downgrade = False
+        self._protocol = MQTTProtocolVersion.MQTTv311
+        log.warning(
+            "MQTT broker %s:%s does not take MQTT 5 (%s); using 3.1.1 with a persistent session",
+            self._settings.broker.host,
+            self._settings.broker.port,
+            why,
+        )
+        old = self._require_client()
+        stale_socket = old.socket()
+        if stale_socket is not None:
+            stale_socket.close()
+        self._client = self._build(self._protocol)
+        self._need_connect = True
+        self._reconnect_at = 0.0
+
+    def _guarded(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
+        """paho re-raises a callback's exception out of the network loop; count and log it
+        instead, so one bad message or bug never stops ingest."""
+
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                self.callback_errors += 1
+                log.exception("MQTT callback %s failed", name)
+
+        return guarded
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            speaks_v5 = self._protocol == MQTTProtocolVersion.MQTTv5
+            if reason.value == _UNSUPPORTED_PROTOCOL and speaks_v5:
+                self._downgrade = True
+                return
+            log.warning("MQTT broker refused the connection: %s", reason.getName())
+            return
+        self._connection += 1
+        self.connects += 1
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            self._v5_answered = True
+        self._connected = True
+        self._reconnect_delay = float(RECONNECT_MIN_S)
+        log.info(
+            "MQTT connected to %s:%s (MQTT %s, session present: %s); subscribing to %s",
+            self._settings.broker.host,
+            self._settings.broker.port,
+            "5" if self._protocol == MQTTProtocolVersion.MQTTv5 else "3.1.1",
+            flags.session_present,
+            ", ".join(self._filters),
+        )
+        qos = self._settings.ingest.qos
+        topics: list[tuple[str, Any]]
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            topics = [(topic, SubscribeOptions(qos=qos)) for topic in self._filters]
+        else:
+            topics = [(topic, qos) for topic in self._filters]
+        client.subscribe(topics)
+
+    def _handle_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        self._connected = False
+        self._subscribed = False
+        if reason.is_failure:
+            log.info("MQTT disconnected: %s", reason.getName())
+
+    def _handle_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        refused = [
+            f"{topic}: {reason.getName()}"
+            for topic, reason in zip(self._filters, reasons, strict=False)
+            if reason.is_failure
+        ]
+        if refused:
+            log.error("MQTT broker refused subscriptions: %s", "; ".join(refused))
+            return
+        self._subscribed = True
+
+    def _handle_message(
+        self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage
+    ) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = "(topic is not UTF-8)"  # decode refuses it; the payload is still kept
+        self._on_delivery(
+            Delivery(
+                topic=topic,
+                payload=bytes(message.payload),
+                mid=message.mid,
+                qos=message.qos,
+                received_at=self._clock.now(),
+                connection=self._connection,
+            )
+        )
