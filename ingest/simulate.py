@@ -1,0 +1,554 @@
+"""The demo's devices and their readings: air sensors inside the communes, six river gauges,
+and a simulator that publishes them over MQTT like real devices would.
+
+Readings are a pure function of (device, time, random generator, scenario), so the demo's
+history, the live simulator and the tests all draw from the same model. Placement is
+deterministic for a seed. Nothing connects at import: the paho client comes from a factory.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import random
+import threading
+import time
+import unicodedata
+import zlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import shapely
+import shapely.ops
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from core.clock import LOCAL_TZ, SystemClock
+from core.errors import RetryableError
+from core.ports import Clock
+from core.settings import LevelSettings, Settings
+from layers.geography import Geography
+from layers.registry import Device, place_device, read_registry, write_registry
+
+log = logging.getLogger("cityops.simulate")
+
+# Unit types whose people, traffic and dust are urban. "Thị trấn" exists in the pre-2025 data.
+URBAN_UNIT_TYPES = frozenset({"Phường", "Thị trấn"})
+# Offshore archipelagos (Hoàng Sa, Trường Sa): no city sensor network can be placed there.
+NO_SENSOR_UNITS = frozenset({"20333", "22736"})
+URBAN_SENSORS_PER_KM2_FACTOR = 12.0  # an urban ward gets this many times the rural density
+KM_PER_DEGREE = 111.32
+COORDINATE_DECIMALS = 6  # what the registry CSV keeps; sample on that grid so a re-read agrees
+MAX_SAMPLING_ROUNDS = 200
+MAX_STATION_NUDGE_DEG = 0.02  # ≈ 2 km: farther than that, the station is not in this area
+EPISODE_EVERY = timedelta(hours=1)
+EPISODE_LASTS = timedelta(minutes=10)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CONNECT_TIMEOUT_S = 10.0
+FLUSH_TIMEOUT_S = 10.0
+MAX_QUEUED_MESSAGES = 10_000  # while the broker is away; beyond this readings are dropped
+
+
+@dataclass(frozen=True, slots=True)
+class WaterStation:
+    device_id: str
+    place: str
+    river: str
+    lon: float
+    lat: float
+    base_level_m: float
+    tide_m: float  # semi-diurnal tide amplitude near the coast
+    daily_m: float  # daily swing upstream (reservoir releases, evaporation)
+
+    @property
+    def name(self) -> str:
+        return unicodedata.normalize("NFC", f"Trạm thủy văn {self.place} ({self.river})")
+
+
+# Real hydrological stations of the Hàn, Vu Gia and Thu Bồn rivers (approximate coordinates).
+WATER_STATIONS = (
+    WaterStation("wl-camle", "Cẩm Lệ", "sông Hàn", 108.2075, 16.0186, 1.0, 0.35, 0.03),
+    WaterStation("wl-ainghia", "Ái Nghĩa", "sông Vu Gia", 108.1180, 15.8850, 5.5, 0.02, 0.12),
+    WaterStation("wl-caulau", "Câu Lâu", "sông Thu Bồn", 108.2860, 15.8720, 1.2, 0.30, 0.04),
+    WaterStation("wl-hoian", "Hội An", "sông Thu Bồn", 108.3270, 15.8770, 0.6, 0.40, 0.02),
+    WaterStation("wl-giaothuy", "Giao Thủy", "sông Thu Bồn", 108.1000, 15.8420, 4.5, 0.02, 0.10),
+    WaterStation("wl-nongson", "Nông Sơn", "sông Thu Bồn", 107.9900, 15.7000, 8.0, 0.00, 0.15),
+)  # fmt: skip
+_STATIONS_BY_ID = {station.device_id: station for station in WATER_STATIONS}
+# Metric fields per kind, named as the catalogue in config.yaml names them.
+FIELDS_BY_KIND = {"air": ("pm25", "pm10"), "water": ("level",)}
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+def _area_km2(geometry: Any) -> float:
+    # Equirectangular at the polygon's latitude: good to a few percent, enough for weights.
+    lat = math.radians(geometry.centroid.y)
+    return float(geometry.area) * KM_PER_DEGREE**2 * math.cos(lat)
+
+
+def _allocate(weights: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Sensors per commune: one each when there are enough, the rest by weight (largest
+    remainder, so the split is exact); fewer than communes → a weighted draw."""
+    count = len(weights)
+    if total < count:
+        chosen = rng.choice(count, size=total, replace=False, p=weights / weights.sum())
+        drawn: np.ndarray = np.bincount(chosen, minlength=count)
+        return drawn
+    extra = total - count
+    quotas = extra * weights / weights.sum()
+    result = np.floor(quotas).astype(int)
+    order = np.argsort(-(quotas - result), kind="stable")
+    result[order[: extra - int(result.sum())]] += 1
+    allocated: np.ndarray = result + 1
+    return allocated
+
+
+def _sample_inside(
+    geometry: Any, count: int, rng: np.random.Generator, accept: Callable[[float, float], bool]
+) -> list[tuple[float, float]]:
+    """``count`` uniform points (lon/lat, on the registry's 6-decimal grid) inside ``geometry``
+    that ``accept`` also agrees with; rejection sampling in the bounding box, bounded."""
+    min_x, min_y, max_x, max_y = geometry.bounds
+    found: list[tuple[float, float]] = []
+    for _ in range(MAX_SAMPLING_ROUNDS):
+        size = max(32, 8 * (count - len(found)))
+        xs = np.round(rng.uniform(min_x, max_x, size), COORDINATE_DECIMALS)
+        ys = np.round(rng.uniform(min_y, max_y, size), COORDINATE_DECIMALS)
+        inside = shapely.contains_xy(geometry, xs, ys)
+        for x, y in zip(xs[inside].tolist(), ys[inside].tolist(), strict=True):
+            if accept(x, y):
+                found.append((x, y))
+                if len(found) == count:
+                    return found
+    raise ValueError(f"could not place {count} points inside a polygon at {geometry.bounds}")
+
+
+def make_demo_devices(
+    geography: Geography,
+    *,
+    air_devices: int,
+    water_stations: bool,
+    seed: int,
+    skip_units: Collection[str] = NO_SENSOR_UNITS,
+) -> list[Device]:
+    """Air sensors ``aq-0001``… at random points inside the communes of the map level (urban
+    wards denser per km² than rural communes; every commune gets one when there are at least
+    as many sensors as communes), then the river gauges that lie in the area."""
+    frame = geography.boundaries(geography.map_level)
+    frame = frame[~frame["code"].isin(list(skip_units))].reset_index(drop=True)
+    hierarchy, locator = geography.hierarchy, geography.locator()
+    rng = np.random.default_rng(seed)
+    urban = [hierarchy.unit(code).unit_type in URBAN_UNIT_TYPES for code in frame["code"]]
+    areas = np.array([_area_km2(geometry) for geometry in frame.geometry])
+    weights = areas * np.where(urban, URBAN_SENSORS_PER_KM2_FACTOR, 1.0)
+    counts = _allocate(weights, air_devices, rng) if len(frame) else np.array([], dtype=int)
+    same_unit_level = geography.map_level == geography.lowest_level
+    devices: list[Device] = []
+    for code, geometry, count in zip(frame["code"], frame.geometry, counts.tolist(), strict=True):
+        if count == 0:
+            continue
+
+        def inside_this_unit(lon: float, lat: float, code: str = code) -> bool:
+            found = locator.locate(lon, lat)
+            return found == code if same_unit_level else found is not None
+
+        points = _sample_inside(geometry, count, rng, inside_this_unit)
+        full_name = hierarchy.unit(code).full_name
+        for number, (lon, lat) in enumerate(points, start=1):
+            device_id = f"aq-{len(devices) + 1:04d}"
+            name = unicodedata.normalize("NFC", f"Trạm quan trắc không khí {full_name} {number}")
+            devices.append(place_device(device_id, "air", name, lon, lat, geography))
+    if water_stations:
+        for station in WATER_STATIONS:
+            placed = place_station(station, geography)
+            if placed is None:
+                log.info("river gauge %s lies outside this area; not simulated", station.device_id)
+            else:
+                devices.append(placed)
+    outside = [device.device_id for device in devices if device.unit_code is None]
+    if outside:
+        raise ValueError(f"demo devices placed outside every unit: {outside}")
+    return devices
+
+
+def place_station(station: WaterStation, geography: Geography) -> Device | None:
+    """The gauge as a Device inside a unit: where it is, or moved onto the nearest unit when
+    its approximate coordinates fall just outside (a river bank, the sea); None when no
+    unit is within ~2 km."""
+    lon, lat = station.lon, station.lat
+    if geography.locator().locate(lon, lat) is None:
+        frame = geography.boundaries(geography.lowest_level)
+        point = shapely.Point(lon, lat)
+        distances = shapely.distance(frame.geometry.to_numpy(), point)
+        if not len(distances) or float(distances.min()) > MAX_STATION_NUDGE_DEG:
+            return None
+        nearest = frame.geometry.iloc[int(np.argmin(distances))]
+        landing = shapely.ops.nearest_points(nearest, point)[0]
+        inside = nearest.intersection(landing.buffer(0.002)).representative_point()
+        lon, lat = round(inside.x, COORDINATE_DECIMALS), round(inside.y, COORDINATE_DECIMALS)
+        if geography.locator().locate(lon, lat) is None:
+            surface = nearest.representative_point()
+            lon, lat = round(surface.x, COORDINATE_DECIMALS), round(surface.y, COORDINATE_DECIMALS)
+    return place_device(station.device_id, "water", station.name, lon, lat, geography)
+
+
+def ensure_registry(settings: Settings, geography: Geography) -> list[Device]:
+    """The devices of ``settings.devices.registry``; the demo set is generated and written
+    there first when the file does not exist yet."""
+    path = settings.path(settings.devices.registry)
+    if path.exists():
+        return list(read_registry(path, geography).values())
+    simulator = settings.simulator
+    devices = make_demo_devices(
+        geography,
+        air_devices=simulator.air_devices,
+        water_stations=simulator.water_stations,
+        seed=simulator.seed,
+    )
+    # Written beside and renamed, so a crash never leaves a half registry to be read next time.
+    partial = path.with_name(path.name + ".partial")
+    write_registry(partial, devices)
+    partial.replace(path)
+    log.info("wrote %d demo devices to %s", len(devices), path)
+    return devices
+
+
+# ----------------------------------------------------------------------------- readings
+
+URBAN_PM25 = 30.0  # µg/m³, daily mean level of an urban ward
+RURAL_PM25 = 15.0
+PM25_FLOOR = 1.0  # clean sea air still carries some fine dust; never zero or negative
+EPISODE_PM25 = 140.0  # "Xấu"/"Rất xấu" on VN_AQI: well above the 80 µg/m³ alert rule
+EPISODE_MIN_PM25 = 105.0
+TIDE_PERIOD_H = 12.42  # the principal lunar semi-diurnal tide (M2)
+SIMULATED_KINDS = tuple(FIELDS_BY_KIND)
+
+
+@functools.lru_cache(maxsize=4)
+def _urban_units(units_file: Path, levels: tuple[LevelSettings, ...]) -> frozenset[str]:
+    from layers.levels import Hierarchy
+
+    hierarchy = Hierarchy.from_csv(levels, units_file)
+    lowest = hierarchy.levels[-1]
+    return frozenset(
+        unit.code for unit in hierarchy.units_at(lowest) if unit.unit_type in URBAN_UNIT_TYPES
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """What the reading model needs besides the device: which units are urban, and where and
+    from when the pollution episode runs (10 minutes from ``episode_anchor``, then again
+    every hour; with no anchor, the first 10 minutes of every hour)."""
+
+    urban_units: frozenset[str] = frozenset()
+    episode_unit: str | None = None
+    episode_anchor: datetime | None = None
+    timezone: ZoneInfo = LOCAL_TZ
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, episode_anchor: datetime | None = None
+    ) -> Scenario:
+        units_file = settings.path(settings.hierarchy.units_file)
+        return cls(
+            urban_units=_urban_units(units_file, tuple(settings.hierarchy.levels)),
+            episode_unit=settings.simulator.episode_commune,
+            episode_anchor=episode_anchor,
+            timezone=ZoneInfo(settings.site.timezone),
+        )
+
+    def is_urban(self, device: Device) -> bool:
+        return device.unit_code in self.urban_units
+
+    def episode_active(self, device: Device, at: datetime) -> bool:
+        if self.episode_unit is None or self.episode_unit not in device.tags.values():
+            return False
+        elapsed = at - (self.episode_anchor or EPOCH)
+        return elapsed >= timedelta(0) and elapsed % EPISODE_EVERY < EPISODE_LASTS
+
+
+def epoch_ms(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(milliseconds=1)
+
+
+def _stable_fraction(device: Device, purpose: str) -> float:
+    """A per-device number in [0, 1) that stays the same across runs and processes."""
+    return zlib.crc32(f"{purpose}:{device.device_id}".encode()) / 2**32
+
+
+def _bump(hour: float, center: float, width: float) -> float:
+    distance = abs(hour - center) % 24
+    distance = min(distance, 24 - distance)
+    return math.exp(-0.5 * (distance / width) ** 2)
+
+
+def traffic_factor(local_hour: float) -> float:
+    """Daily rhythm of street dust: rush hours ~7-9 h and ~17-19 h, cleanest ~3-5 h."""
+    return (
+        0.85
+        + 0.75 * _bump(local_hour, 8.0, 1.3)
+        + 0.65 * _bump(local_hour, 18.0, 1.5)
+        - 0.40 * _bump(local_hour, 4.0, 1.6)
+    )
+
+
+def _air(device: Device, at: datetime, rng: random.Random, scenario: Scenario) -> dict[str, float]:
+    if scenario.episode_active(device, at):
+        level = EPISODE_PM25 * (0.9 + 0.25 * _stable_fraction(device, "episode"))
+        pm25 = max(EPISODE_MIN_PM25, level + rng.gauss(0, 8.0))
+    else:
+        local = at.astimezone(scenario.timezone)
+        hour = local.hour + local.minute / 60 + local.second / 3600
+        base = URBAN_PM25 if scenario.is_urban(device) else RURAL_PM25
+        scale = 0.8 + 0.4 * _stable_fraction(device, "scale")
+        offset = 6.0 * _stable_fraction(device, "offset") - 3.0
+        mean = base * traffic_factor(hour) * scale + offset
+        pm25 = max(PM25_FLOOR, mean + rng.gauss(0, 0.08 * abs(mean)))
+    # Coarse dust comes with fine dust; PM10 includes PM2.5, so it is never the smaller one.
+    pm10 = max(pm25, pm25 * rng.uniform(1.5, 2.0) + rng.gauss(0, 2.0))
+    return {"pm25": round(pm25, 1), "pm10": round(pm10, 1)}
+
+
+def _water(device: Device, at: datetime, rng: random.Random) -> dict[str, float]:
+    base = 1.0 + 2.0 * _stable_fraction(device, "base")  # a gauge the table does not know
+    station = _STATIONS_BY_ID.get(device.device_id) or WaterStation(
+        device.device_id, device.name, "", device.lon, device.lat, base, 0.2, 0.05
+    )
+    hours = (at - EPOCH) / timedelta(hours=1)
+    phase = (
+        2 * math.pi * _stable_fraction(device, "phase")
+    )  # the tide reaches gauges at different times
+    tide = station.tide_m * math.sin(2 * math.pi * hours / TIDE_PERIOD_H + phase)
+    daily = station.daily_m * math.sin(2 * math.pi * hours / 24 + phase)
+    level = station.base_level_m + tide + daily + rng.gauss(0, 0.01)
+    return {"level": round(level, 3)}
+
+
+def reading_for(
+    device: Device,
+    at: datetime,
+    rng: random.Random,
+    *,
+    scenario: Scenario | None = None,
+    settings: Settings | None = None,
+) -> dict[str, float | int]:
+    """The JSON payload ``device`` publishes at ``at`` (aware): ``ts`` in epoch milliseconds,
+    then the catalogue's fields for its kind. ``scenario`` defaults to the one ``settings``
+    describe (urban units from the hierarchy file, episodes on the hour)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"reading_for needs an aware datetime, got {at!r}")
+    if scenario is None:
+        scenario = Scenario.from_settings(settings) if settings is not None else Scenario()
+    payload: dict[str, float | int] = {"ts": epoch_ms(at)}
+    if device.kind == "air":
+        payload.update(_air(device, at, rng, scenario))
+    elif device.kind == "water":
+        payload.update(_water(device, at, rng))
+    else:
+        raise ValueError(f"no reading model for kind {device.kind!r} (device {device.device_id})")
+    return payload
+
+
+def topic_for(device: Device) -> str:
+    return f"city/{device.kind}/{device.device_id}"
+
+
+# ----------------------------------------------------------------------------- publishing
+
+PublisherFactory = Callable[[Settings], mqtt.Client]
+
+
+def make_publisher(settings: Settings) -> mqtt.Client:
+    """The production client. MQTT 3.1.1: Mosquitto, EMQX and the embedded amqtt (no MQTT 5)
+    all speak it, and publishing needs nothing MQTT 5 adds. A clean session is enough: paho
+    itself re-sends unacknowledged QoS 1 messages after a reconnect."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=settings.simulator.client_id,
+        protocol=MQTTProtocolVersion.MQTTv311,
+        clean_session=True,
+    )
+    broker = settings.broker
+    if broker.username is not None:
+        password = broker.password.get_secret_value() if broker.password is not None else None
+        client.username_pw_set(broker.username, password)
+    if broker.tls:
+        client.tls_set()
+    client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+    client.reconnect_delay_set(1, 30)
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorStats:
+    rounds: int  # complete rounds (every device published once)
+    published: int  # handed to the client: sent, or queued while the broker is away
+    acknowledged: int  # PUBACK received
+    dropped: int  # refused because the client's queue was full
+
+
+class Simulator:
+    """Publishes a reading of every device every ``settings.simulator.interval_s`` (QoS 1,
+    topic ``city/<kind>/<device_id>``), devices spread evenly over the interval.
+    ``clock`` stamps the readings; pacing uses the monotonic clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        devices: Sequence[Device],
+        *,
+        client_factory: PublisherFactory = make_publisher,
+        clock: Clock | None = None,
+    ) -> None:
+        self._settings = settings
+        self.devices = [device for device in devices if device.kind in SIMULATED_KINDS]
+        skipped = sorted({d.kind for d in devices if d.kind not in SIMULATED_KINDS})
+        if skipped:
+            log.warning("no reading model for kinds %s: those devices are not simulated", skipped)
+        self._client_factory = client_factory
+        self._clock: Clock = clock or SystemClock()
+        self._rng = random.Random(settings.simulator.seed)
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._refusal: str | None = None
+        self._rounds = self._published = self._acknowledged = self._dropped = 0
+
+    @property
+    def stats(self) -> SimulatorStats:
+        with self._lock:
+            return SimulatorStats(self._rounds, self._published, self._acknowledged, self._dropped)
+
+    def run(self, stop_event: threading.Event, *, max_rounds: int | None = None) -> SimulatorStats:
+        """Publish until ``stop_event`` is set or ``max_rounds`` rounds are done, then wait
+        (bounded) for the broker to acknowledge what was sent and disconnect.
+        Raises RetryableError when the broker cannot be reached."""
+        scenario = Scenario.from_settings(self._settings, episode_anchor=self._clock.now())
+        client = self._connect()
+        try:
+            published_before = self.stats.published
+            acknowledged_before = self.stats.acknowledged
+            self._publish_rounds(client, scenario, stop_event, max_rounds)
+            self._wait_for_acks(client, published_before, acknowledged_before)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        stats = self.stats
+        log.info("simulator stopped: %s", stats)
+        return stats
+
+    def _connect(self) -> mqtt.Client:
+        broker = self._settings.broker
+        where = f"{broker.host}:{broker.port}"
+        self._connected.clear()
+        self._refusal = None
+        client = self._client_factory(self._settings)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        try:
+            client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+        except OSError as exc:
+            raise RetryableError(
+                f"simulator cannot reach the MQTT broker at {where}: {exc}"
+            ) from exc
+        client.loop_start()
+        if not self._connected.wait(CONNECT_TIMEOUT_S) or self._refusal is not None:
+            client.disconnect()
+            client.loop_stop()
+            why = self._refusal or f"no answer within {CONNECT_TIMEOUT_S:g} s"
+            raise RetryableError(f"MQTT broker at {where} did not accept the simulator: {why}")
+        log.info("simulator connected to %s, %d devices", where, len(self.devices))
+        return client
+
+    def _publish_rounds(
+        self,
+        client: mqtt.Client,
+        scenario: Scenario,
+        stop_event: threading.Event,
+        max_rounds: int | None,
+    ) -> None:
+        interval = self._settings.simulator.interval_s
+        count = max(len(self.devices), 1)
+        start = time.monotonic()
+        round_index = 0
+        while max_rounds is None or round_index < max_rounds:
+            round_start = start + round_index * interval
+            if time.monotonic() > round_start + interval:  # asleep or overloaded: no burst
+                start = time.monotonic() - round_index * interval
+                round_start = start + round_index * interval
+            for position, device in enumerate(self.devices):
+                if not _wait_until(round_start + position * interval / count, stop_event):
+                    return
+                self._publish_one(client, device, scenario)
+            with self._lock:
+                self._rounds += 1
+            round_index += 1
+            if not self.devices and not _wait_until(round_start + interval, stop_event):
+                return
+
+    def _publish_one(self, client: mqtt.Client, device: Device, scenario: Scenario) -> None:
+        payload = reading_for(device, self._clock.now(), self._rng, scenario=scenario)
+        body = json.dumps(payload, separators=(",", ":"))
+        info = client.publish(topic_for(device), body, qos=1)
+        with self._lock:
+            if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+                self._dropped += 1
+                dropped = self._dropped
+            else:  # sent, or queued by paho until the broker is back (MQTT_ERR_NO_CONN)
+                self._published += 1
+                dropped = 0
+        if dropped and dropped % 1000 == 1:
+            log.warning(
+                "broker away and %d readings queued: %d dropped", MAX_QUEUED_MESSAGES, dropped
+            )
+
+    def _wait_for_acks(self, client: mqtt.Client, published_before: int, acked_before: int) -> None:
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            stats = self.stats
+            if stats.acknowledged - acked_before >= stats.published - published_before:
+                return
+            time.sleep(0.02)
+        log.warning(
+            "simulator: broker did not acknowledge every reading within %g s", FLUSH_TIMEOUT_S
+        )
+
+    # paho callbacks run on paho's network thread; they only record and never raise.
+
+    def _on_connect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refusal = str(reason)
+        self._connected.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("simulator lost the MQTT broker (%s); paho reconnects", reason)
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, _reason: ReasonCode, _props: Any
+    ) -> None:
+        with self._lock:
+            self._acknowledged += 1
+
+
+def _wait_until(deadline: float, stop_event: threading.Event) -> bool:
+    """Sleep until the monotonic ``deadline``; False as soon as ``stop_event`` is set."""
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        return not stop_event.wait(delay)
+    return not stop_event.is_set()
