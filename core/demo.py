@@ -52,7 +52,12 @@ def demo_overrides(
     """The configuration file with the demo's embedded parts put in place of the servers."""
     tree: dict[str, Any] = json.loads(json.dumps(raw or {}))
     tree.setdefault("broker", {}).update(
-        host="127.0.0.1", port=broker_port, embedded=True, username=None, tls=False
+        host="127.0.0.1",
+        port=broker_port,
+        embedded=True,
+        username=None,
+        tls=False,
+        protocol="3.1.1",  # amqtt speaks MQTT 3.1.1 only
     )
     tree.setdefault("store", {}).update(backend="sqlite")
     tree["store"].setdefault("sqlite", {})["path"] = str(workdir / "timeseries.sqlite")
@@ -78,6 +83,7 @@ class _Running:
 
     stoppers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
+    before_join: set[str] = field(default_factory=lambda: {"dashboard"})
 
     def add(self, name: str, stop: Callable[[], None]) -> None:
         self.stoppers.append((name, stop))
@@ -94,13 +100,25 @@ class _Running:
         self.threads.append(worker)
 
     def stop_all(self) -> None:
+        """The stop event is set: let the service threads finish (ingest flushes and acks
+        while broker and store are still up), then close what they used, newest first."""
         for name, stop in reversed(self.stoppers):
-            try:
-                stop()
-            except Exception:
-                log.exception("stopping %s failed", name)
+            if name in self.before_join:
+                self._call(name, stop)
         for worker in self.threads:
-            worker.join(timeout=10)
+            worker.join(timeout=15)
+            if worker.is_alive():
+                log.warning("%s did not stop within 15 s", worker.name)
+        for name, stop in reversed(self.stoppers):
+            if name not in self.before_join:
+                self._call(name, stop)
+
+    @staticmethod
+    def _call(name: str, stop: Callable[[], None]) -> None:
+        try:
+            stop()
+        except Exception:
+            log.exception("stopping %s failed", name)
 
 
 def write_history(settings: Settings, store: Any, devices: list[Any], clock: SystemClock) -> int:
@@ -131,6 +149,12 @@ def write_history(settings: Settings, store: Any, devices: list[Any], clock: Sys
     return len(points)
 
 
+def quiet_libraries() -> None:
+    """amqtt, transitions and aiosmtpd log every connection at INFO: keep the demo readable."""
+    for name in ("amqtt", "transitions", "mail.log", "waitress"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     """Start everything, print where it is, wait for Ctrl-C; return the exit code."""
     from alerts.email import SmtpNotifier
@@ -148,6 +172,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     from core.store import make_store
 
     started = time.monotonic()
+    quiet_libraries()
     workdir = workdir.resolve()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)

@@ -77,6 +77,9 @@ class BrokerSettings(_Section):
     tls: bool = False
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     embedded: bool = False
+    # "auto": try MQTT 5, fall back to 3.1.1 when the broker does not answer it (3 s);
+    # "3.1.1" for brokers that only speak it (amqtt, old Mosquitto) skips that wait.
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
 
 
 class SqliteStoreSettings(_Section):

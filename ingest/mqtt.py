@@ -109,7 +109,11 @@ class MqttSource:
         self._client_factory = client_factory
         self._clock: Clock = clock or SystemClock()
         self._filters = subscription_filters(settings.ingest)
-        self._protocol = MQTTProtocolVersion.MQTTv5
+        self._protocol = (
+            MQTTProtocolVersion.MQTTv311
+            if settings.broker.protocol == "3.1.1"
+            else MQTTProtocolVersion.MQTTv5
+        )
         self._client: mqtt.Client | None = None
         self._connection = 0
         self._connected = False
@@ -235,7 +239,8 @@ class MqttSource:
     def _no_connack(self) -> None:
         # An MQTT 3.1.1-only broker may choke on the MQTT 5 properties and never answer
         # (amqtt 0.12 does); a broker that answered MQTT 5 before is only slow or stuck.
-        if self._protocol == MQTTProtocolVersion.MQTTv5 and not self._v5_answered:
+        v5_may_be_unknown = self._settings.broker.protocol == "auto" and not self._v5_answered
+        if self._protocol == MQTTProtocolVersion.MQTTv5 and v5_may_be_unknown:
             self._downgrade_to_v311(f"no CONNACK within {CONNACK_TIMEOUT_S:.0f} s")
         else:
             self._connection_lost(f"no CONNACK within {CONNACK_TIMEOUT_S:.0f} s")

@@ -24,3 +24,15 @@ def test_factory_builds_the_requested_protocol(tmp_path: Path) -> None:
     assert make_client(settings).protocol == MQTTProtocolVersion.MQTTv5
     fallback = make_client(settings, MQTTProtocolVersion.MQTTv311)
     assert fallback.protocol == MQTTProtocolVersion.MQTTv311
+
+
+def test_configured_protocol_chooses_the_first_connect(tmp_path: Path) -> None:
+    from ingest.mqtt import MqttSource
+
+    def build(protocol: str) -> MqttSource:
+        settings = parse_settings({"broker": {"protocol": protocol}}, environ={}, base_dir=tmp_path)
+        return MqttSource(settings, lambda delivery: None)
+
+    assert build("3.1.1").protocol == MQTTProtocolVersion.MQTTv311
+    assert build("auto").protocol == MQTTProtocolVersion.MQTTv5
+    assert build("5").protocol == MQTTProtocolVersion.MQTTv5
