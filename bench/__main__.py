@@ -13,7 +13,9 @@ from pathlib import Path
 
 def main() -> None:
     folder = Path(__file__).parent
-    names = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name.startswith("bench_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules([str(folder)]) if m.name.startswith("bench_")
+    )
     for name in names:
         print(f"\n== bench.{name} ==", flush=True)
         module = importlib.import_module(f"bench.{name}")

@@ -20,10 +20,10 @@ from core.errors import ConfigError
 from core.settings import Settings, check_settings, load_settings
 
 if TYPE_CHECKING:
-    from layers.geography import Geography
     from sqlalchemy import Engine
 
     from core.ports import Store
+    from layers.geography import Geography
 
 app = typer.Typer(
     name="cityops",

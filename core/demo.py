@@ -88,7 +88,7 @@ class _Running:
     def add(self, name: str, stop: Callable[[], None]) -> None:
         self.stoppers.append((name, stop))
 
-    def thread(self, name: str, target: Callable[[], None]) -> None:
+    def thread(self, name: str, target: Callable[[], object]) -> None:
         def _guarded() -> None:
             try:
                 target()
@@ -160,16 +160,15 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     from alerts.email import SmtpNotifier
     from alerts.mailbox import MailboxServer
     from alerts.service import AlertService
+    from core.cli import stop_on_signals
+    from core.db import make_engine
+    from core.store import make_store
     from dashboard.app import create_app, make_server
     from ingest.broker import EmbeddedBroker
     from ingest.deadletter import SqlDeadLetterStore
     from ingest.simulate import Simulator, ensure_registry
     from ingest.worker import IngestWorker
     from layers.geography import Geography
-
-    from core.cli import stop_on_signals
-    from core.db import make_engine
-    from core.store import make_store
 
     started = time.monotonic()
     quiet_libraries()
