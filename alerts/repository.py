@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     Column,
     Connection,
-    DateTime,
-    Dialect,
     Engine,
     Float,
     Integer,
@@ -35,34 +33,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.types import TypeDecorator
 
 from alerts.stages import Delivery, LogStatus, NotificationKey
 from alerts.state import STATE_NAMES, AlertState, StateName, Transition
+from core.db import UtcDateTime
 from core.errors import PermanentError, RetryableError
 from core.types import Notification
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out on every backend (SQLite has no time zones): naive
-    UTC in a plain TIMESTAMP column, UTC attached again on read."""
-
-    impl = DateTime(timezone=False)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"timestamps must be timezone-aware: {value!r}")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        stored: datetime = value
-        return stored.replace(tzinfo=UTC)
-
 
 metadata = MetaData()
 

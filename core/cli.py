@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core.errors import ConfigError
+from core.errors import ConfigError, RetryableError
 from core.settings import Settings, check_settings, load_settings
 
 if TYPE_CHECKING:
@@ -198,7 +198,11 @@ def simulate(
     typer.echo(
         f"simulating {len(device_list)} devices → mqtt://{settings.broker.host}:{settings.broker.port}"
     )
-    Simulator(settings, device_list).run(stop_on_signals(), max_rounds=rounds)
+    try:
+        Simulator(settings, device_list).run(stop_on_signals(), max_rounds=rounds)
+    except RetryableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command()

@@ -6,13 +6,8 @@ reason, so an operator can see what a device sent and replay it once it is fixed
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     Column,
-    DateTime,
-    Dialect,
     Engine,
     Integer,
     LargeBinary,
@@ -24,34 +19,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.types import TypeDecorator
 
+from core.db import UtcDateTime
 from core.errors import RetryableError
 from core.types import DeadLetter
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out, on every backend.
-
-    SQLite has no time zones and would hand back naive values; storing naive UTC in a
-    plain TIMESTAMP column and re-attaching UTC on read behaves the same on PostgreSQL."""
-
-    impl = DateTime(timezone=False)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"timestamps must be timezone-aware: {value!r}")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        stored: datetime = value
-        return stored.replace(tzinfo=UTC)
-
 
 metadata = MetaData()
 
