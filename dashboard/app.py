@@ -1,0 +1,213 @@
+"""The Dash app factory and its server.
+
+``create_app`` builds a new app for the given settings, store and geography; nothing
+happens at import. Everything the browser loads comes from this server: Dash's and
+plotly's scripts (``serve_locally``), the font, the map geometry (``/geo/<level>.json``)
+and the empty world topology that Plotly's geo trace insists on fetching. Responses are
+compressed (plotly.js alone is 4.6 MiB).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash
+import waitress
+from flask import Response, abort, request
+from waitress.server import BaseWSGIServer, MultiSocketServer
+
+from core.clock import SystemClock
+from core.ports import Clock, DeadLetterStore, Store
+from core.settings import Label, Settings
+from core.types import UnitRef
+from dashboard import callbacks
+from dashboard.data import DashboardData
+from dashboard.views.map import MapUnit, inset_codes
+from dashboard.views.page import page_layout
+from layers.geography import Geography
+
+log = logging.getLogger("cityops.dashboard")
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+GEO_MAX_AGE_S = 3600  # boundaries change by decree, not by the minute
+SERVER_THREADS = 8
+
+
+def _log_callback_error(exc: Exception) -> None:
+    """Last line of defence (the callbacks catch their own errors): log, keep the screen."""
+    log.error("dashboard callback failed", exc_info=exc)
+
+
+def map_units(geography: Geography, level: str) -> list[MapUnit]:
+    """The units drawn on the map, in the order of the boundary file, with hover names:
+    "Phường Hải Vân" in Vietnamese, "Hai Van Ward" in English."""
+    frame = geography.boundaries(level)
+    units = []
+    for code, full_name in zip(frame["code"], frame["full_name"], strict=True):
+        code = str(code)
+        english = full_name
+        if geography.hierarchy.get(code) is not None:
+            # full_name(code, "en") is "Hai Van Ward, Da Nang City": the unit is the first part.
+            english = geography.hierarchy.full_name(code, "en").split(", ")[0]
+        units.append(MapUnit(code, Label(vi=str(full_name), en=english)))
+    return units
+
+
+def _inset(geography: Geography, level: str) -> frozenset[str]:
+    frame = geography.boundaries(level)
+    bounds = frame.bounds  # minx, miny, maxx, maxy
+    bounds["code"] = frame["code"].astype(str)
+    return inset_codes(bounds)
+
+
+def _scope_ref(geography: Geography) -> UnitRef | None:
+    if not geography.scope:
+        return None
+    unit = geography.hierarchy.get(geography.scope)
+    return None if unit is None else UnitRef(unit.level, unit.code)
+
+
+class _GeoCache:
+    """``/geo/<level>.json``: the map GeoJSON of a level, built and gzipped once."""
+
+    def __init__(self, geography: Geography) -> None:
+        self.geography = geography
+        self._bodies: dict[str, tuple[bytes, bytes, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, level: str) -> tuple[bytes, bytes, str]:
+        """(plain JSON, gzipped JSON, ETag). Raises KeyError for a level without a map."""
+        with self._lock:
+            if level not in self._bodies:
+                if level not in self.geography.hierarchy.levels:
+                    raise KeyError(level)
+                collection = self.geography.map_geojson(level)
+                plain = json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
+                etag = hashlib.sha256(plain).hexdigest()[:32]
+                self._bodies[level] = (plain, gzip.compress(plain, 9, mtime=0), etag)
+            return self._bodies[level]
+
+    def response(self, level: str) -> Response:
+        try:
+            plain, zipped, etag = self.get(level)
+        except KeyError:
+            abort(404)
+        headers = {
+            "Cache-Control": f"public, max-age={GEO_MAX_AGE_S}",
+            "ETag": f'"{etag}"',
+            "Vary": "Accept-Encoding",
+        }
+        if request.if_none_match.contains(etag):
+            return Response(status=304, headers=headers)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"  # Flask-Compress leaves it alone
+            return Response(zipped, mimetype="application/json", headers=headers)
+        return Response(plain, mimetype="application/json", headers=headers)
+
+
+def build_context(
+    settings: Settings,
+    store: Store,
+    geography: Geography,
+    *,
+    geo_url: str,
+    dead_letters: DeadLetterStore | None = None,
+    clock: Clock,
+) -> callbacks.DashboardContext:
+    """What the callbacks work with (tests build it to call them directly)."""
+    level = settings.layers.map_level
+    data = DashboardData(
+        store,
+        settings.metrics,
+        clock=clock,
+        level=level,
+        scope=_scope_ref(geography),
+        # Every screen refreshes on the same beat: one store query per beat serves them all.
+        cache_s=min(settings.dashboard.refresh_s / 2, 5.0),
+    )
+    return callbacks.DashboardContext(
+        settings=settings,
+        data=data,
+        hierarchy=geography.hierarchy,
+        map_units=map_units(geography, level),
+        geo_url=geo_url,
+        clock=clock,
+        tz=ZoneInfo(settings.site.timezone),
+        dead_letters=dead_letters,
+        inset=_inset(geography, level),
+    )
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    geography: Geography,
+    *,
+    dead_letters: DeadLetterStore | None = None,
+    clock: Clock | None = None,
+) -> dash.Dash:
+    """A new dashboard app. Reads the boundary file of the map level now (a bad file fails
+    here, not in the browser); the store is first queried by the first page view."""
+    clock = clock or SystemClock()
+    level = settings.layers.map_level
+    app = dash.Dash(
+        __name__,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        compress=True,  # Flask-Compress on app.server
+        external_stylesheets=[],
+        external_scripts=[],
+        title=settings.site.name.vi,
+        update_title="",  # no "Updating..." flicker in the tab title on every refresh
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        on_error=_log_callback_error,
+    )
+    geo = _GeoCache(geography)
+    prefix = app.config.routes_pathname_prefix or "/"
+    app.server.add_url_rule(
+        f"{prefix}geo/<level>.json", "cityops_geo", lambda level: geo.response(level)
+    )
+    geo_url: str = app.get_relative_path(f"/geo/{level}.json")  # type: ignore[no-untyped-call]
+    default_metric = settings.dashboard.default_metric
+    ctx = build_context(
+        settings, store, geography, geo_url=geo_url, dead_letters=dead_letters, clock=clock
+    )
+    topojson_url = app.get_asset_url("topojson/")
+
+    def layout() -> Any:
+        # A function: each page view gets fresh defaults; data arrives through callbacks.
+        return page_layout(
+            site_name=settings.site.name,
+            metrics=settings.metrics,
+            metric_id=default_metric,
+            lang=settings.site.language,
+            refresh_s=settings.dashboard.refresh_s,
+            topojson_url=topojson_url,
+            show_dead_letters=dead_letters is not None,
+        )
+
+    app.layout = layout
+    callbacks.register(app, ctx)
+    return app
+
+
+def make_server(
+    app: dash.Dash, host: str, port: int, *, threads: int = SERVER_THREADS
+) -> BaseWSGIServer | MultiSocketServer:
+    """A waitress server for ``app``, bound but not yet serving (port 0 picks a free one:
+    read it from ``server.effective_port``). ``run()`` serves; ``close()`` stops."""
+    return waitress.create_server(app.server, host=host, port=port, threads=threads)
+
+
+def serve(app: dash.Dash, host: str, port: int) -> None:
+    """Serve ``app`` until interrupted (waitress, 8 threads)."""
+    server = make_server(app, host, port)
+    log.info("dashboard on http://%s:%s/", host, getattr(server, "effective_port", port))
+    server.run()

@@ -1,0 +1,161 @@
+"""Named queries of the dashboard: the store's answers as pandas DataFrames.
+
+Results are cached for a few seconds: every wall screen and desk refreshes on the same
+interval, and one query per interval is enough for all of them. Frames handed out are
+shared between callers and must not be modified.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
+from datetime import timedelta
+
+import pandas as pd
+
+from core.ports import Clock, Store
+from core.settings import MetricSettings
+from core.types import SeriesPoint, UnitRef, UnitValue
+
+# A unit's newest value counts for the map this long; older units show "no data".
+# (Units older than ``dashboard.stale_after_s`` but inside this window show "old data".)
+DEFAULT_LOOKBACK = timedelta(hours=24)
+TREND_WINDOW = timedelta(hours=24)
+TREND_EVERY = timedelta(minutes=15)
+_CACHE_ENTRIES = 256
+
+TS_DTYPE = "datetime64[us, UTC]"
+
+
+def unit_values_frame(values: list[UnitValue]) -> pd.DataFrame:
+    """code (index) → value, ts (UTC), devices."""
+    frame = pd.DataFrame(
+        {
+            "code": [item.code for item in values],
+            "value": [item.value for item in values],
+            "ts": [item.ts for item in values],
+            "devices": [item.devices for item in values],
+        },
+        columns=["code", "value", "ts", "devices"],
+    )
+    typed = frame.astype({"code": "object", "value": "float64", "ts": TS_DTYPE, "devices": "int64"})
+    return typed.set_index("code")
+
+
+def series_frame(points: list[SeriesPoint]) -> pd.DataFrame:
+    """ts (UTC bucket start), value; sorted by time."""
+    frame = pd.DataFrame(
+        {"ts": [point.ts for point in points], "value": [point.value for point in points]},
+        columns=["ts", "value"],
+    )
+    typed = frame.astype({"ts": TS_DTYPE, "value": "float64"})
+    return typed.sort_values("ts", ignore_index=True)
+
+
+class DashboardData:
+    """The dashboard's queries on one store, for one map level inside one scope."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Mapping[str, MetricSettings],
+        *,
+        clock: Clock,
+        level: str,
+        scope: UnitRef | None = None,
+        lookback: timedelta = DEFAULT_LOOKBACK,
+        cache_s: float = 0.0,
+    ) -> None:
+        self.store = store
+        self.metrics = dict(metrics)
+        self.clock = clock
+        self.level = level
+        self.scope = scope
+        self.lookback = lookback
+        self.cache_s = cache_s
+        self._cache: dict[Hashable, tuple[float, pd.DataFrame]] = {}
+        self._lock = threading.Lock()
+
+    def metric(self, metric_id: str) -> MetricSettings:
+        try:
+            return self.metrics[metric_id]
+        except KeyError:
+            raise KeyError(
+                f"no metric {metric_id!r} in the catalogue {sorted(self.metrics)}"
+            ) from None
+
+    def map_values(self, metric_id: str) -> pd.DataFrame:
+        """The latest value of ``metric_id`` per unit of the map level within the scope,
+        indexed by unit code; units without data in the lookback window are absent."""
+        metric = self.metric(metric_id)
+
+        def query() -> pd.DataFrame:
+            values = self.store.latest_by_unit(
+                metric.ref,
+                self.level,
+                since=self.clock.now() - self.lookback,
+                parent=self.scope,
+                aggregation=metric.aggregation,
+            )
+            return unit_values_frame(values)
+
+        return self._cached(("map", metric_id), query)
+
+    def unit_latest(self, unit: UnitRef) -> pd.DataFrame:
+        """The latest value of every catalogue metric for one unit, indexed by metric id in
+        catalogue order; a metric without data has NaN value, NaT ts and 0 devices."""
+
+        def query() -> pd.DataFrame:
+            since = self.clock.now() - self.lookback
+            rows: list[UnitValue] = []
+            order: list[str] = []
+            for metric_id, metric in self.metrics.items():
+                found = self.store.latest_by_unit(
+                    metric.ref, unit.level, since=since, parent=unit, aggregation=metric.aggregation
+                )
+                mine = [item for item in found if item.code == unit.code]
+                if mine:
+                    rows.append(UnitValue(metric_id, mine[0].value, mine[0].ts, mine[0].devices))
+                order.append(metric_id)
+            frame = unit_values_frame(rows).reindex(order)
+            frame.index.name = "metric"
+            frame["devices"] = frame["devices"].fillna(0).astype("int64")
+            return frame
+
+        return self._cached(("unit", unit.level, unit.code), query)
+
+    def trend(self, metric_id: str, unit: UnitRef) -> pd.DataFrame:
+        """The last 24 hours of ``metric_id`` for one unit in 15-minute buckets."""
+        metric = self.metric(metric_id)
+
+        def query() -> pd.DataFrame:
+            end = self.clock.now()
+            points = self.store.series(
+                metric.ref,
+                unit,
+                start=end - TREND_WINDOW,
+                end=end,
+                every=TREND_EVERY,
+                aggregation=metric.aggregation,
+            )
+            return series_frame(points)
+
+        return self._cached(("trend", metric_id, unit.level, unit.code), query)
+
+    def _cached(self, key: Hashable, query: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        if self.cache_s <= 0:
+            return query()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        frame = query()  # outside the lock: a slow store must not serialise other queries
+        with self._lock:
+            if len(self._cache) >= _CACHE_ENTRIES:
+                expired = [k for k, (until, _) in self._cache.items() if until <= now]
+                for stale_key in expired or list(self._cache)[: _CACHE_ENTRIES // 2]:
+                    del self._cache[stale_key]
+            self._cache[key] = (now + self.cache_s, frame)
+        return frame

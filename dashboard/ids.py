@@ -1,0 +1,24 @@
+"""Component ids, in one place so layout, callbacks and tests agree."""
+
+from __future__ import annotations
+
+URL = "url"
+TEXT_PX = "text-px"  # dcc.Store: the page's root font size in px, set in the browser
+REFRESH = "refresh-interval"
+
+SITE_TITLE = "site-title"
+METRIC_LABEL = "metric-label"
+METRIC = "metric-select"
+LANG_LABEL = "lang-label"
+LANG = "lang-select"
+UPDATED_AT = "updated-at"
+DEAD_LETTERS = "dead-letter-badge"
+MAP_STATUS = "map-status"
+
+MAP = "map"
+MAP_DRAWN = "map-drawn"  # dcc.Store: (metric, lang) the figure on screen was built for
+LEGEND = "legend"
+
+SELECTED_UNIT = "selected-unit"  # dcc.Store: the code of the unit shown in the panel
+PANEL = "unit-panel"
+TREND = "unit-trend"

@@ -1,0 +1,131 @@
+"""The page skeleton: header (site name, metric and language selectors, last update,
+dead-letter badge), the map with its legend, and the unit panel. Texts are filled in the
+default language here and replaced by callbacks when the language changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from dash import dcc, html
+
+from core.settings import Label, MetricSettings
+from dashboard import ids
+from dashboard.i18n import LANGS, text
+from dashboard.views.panel import message_panel
+
+# A placeholder until the first callback draws the map: no axes, no grid, nothing to fetch.
+EMPTY_FIGURE: dict[str, Any] = {
+    "data": [],
+    "layout": {
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+    },
+}
+
+
+def metric_options(metrics: Mapping[str, MetricSettings], lang: str) -> list[dict[str, str]]:
+    return [{"label": metric.label.get(lang), "value": key} for key, metric in metrics.items()]
+
+
+def lang_options() -> list[dict[str, str]]:
+    return [{"label": text(f"lang_{lang}", lang), "value": lang} for lang in LANGS]
+
+
+def map_graph_config(topojson_url: str) -> dict[str, Any]:
+    """plotly.js config of the map. ``topojsonURL``: the geo trace fetches a world topology
+    even with the base map hidden; it must come from this server, not from the CDN."""
+    return {
+        "topojsonURL": topojson_url,
+        "displayModeBar": False,
+        "displaylogo": False,
+        "scrollZoom": False,
+        "responsive": True,
+    }
+
+
+def page_layout(
+    *,
+    site_name: Label,
+    metrics: Mapping[str, MetricSettings],
+    metric_id: str,
+    lang: str,
+    refresh_s: float,
+    topojson_url: str,
+    show_dead_letters: bool,
+) -> html.Div:
+    header = html.Header(
+        [
+            html.H1(site_name.get(lang), id=ids.SITE_TITLE, className="site-title"),
+            html.Div(
+                [
+                    html.Label(text("metric_label", lang), id=ids.METRIC_LABEL, htmlFor=ids.METRIC),
+                    dcc.RadioItems(
+                        id=ids.METRIC,
+                        options=metric_options(metrics, lang),
+                        value=metric_id,
+                        inline=True,
+                        className="segmented",
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label(text("lang_label", lang), id=ids.LANG_LABEL, htmlFor=ids.LANG),
+                    dcc.RadioItems(
+                        id=ids.LANG,
+                        options=lang_options(),
+                        value=lang,
+                        inline=True,
+                        className="segmented",
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Span(id=ids.UPDATED_AT, className="updated-at"),
+                    html.Span(
+                        id=ids.DEAD_LETTERS,
+                        className="badge",
+                        title=text("dead_letters_hint", lang),
+                        hidden=not show_dead_letters,
+                    ),
+                ],
+                className="status",
+            ),
+        ],
+        className="header",
+    )
+    map_area = html.Section(
+        [
+            dcc.Graph(
+                id=ids.MAP,
+                figure=EMPTY_FIGURE,
+                config=cast(Any, map_graph_config(topojson_url)),
+                className="map-graph",
+                responsive=True,
+            ),
+            html.Div(id=ids.MAP_STATUS, className="map-status", role="status"),
+            html.Aside(id=ids.LEGEND, className="legend-box"),
+        ],
+        className="map-area",
+    )
+    panel = html.Aside(message_panel(text("pick_unit", lang)), id=ids.PANEL, className="unit-panel")
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh=False),
+            dcc.Interval(id=ids.REFRESH, interval=int(refresh_s * 1000)),
+            dcc.Store(id=ids.SELECTED_UNIT, data=None),
+            dcc.Store(id=ids.MAP_DRAWN, data=None),
+            dcc.Store(id=ids.TEXT_PX, data=None),
+            header,
+            html.Main([map_area, panel], className="main"),
+        ],
+        className="page",
+        lang=lang,
+    )

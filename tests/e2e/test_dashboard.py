@@ -1,0 +1,284 @@
+"""The dashboard in headless Chromium: the commune map, the unit panel, the URL preselect,
+live recolouring, air-gapped loading and wall-screen screenshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect
+
+from core.settings import MetricSettings
+from core.types import Point
+from dashboard.views.bands import NO_DATA_COLOUR, band_colour, band_scale
+from dashboard.views.map import STALE_OPACITY
+from tests.e2e.conftest import (
+    CAM_LE,
+    DEAD_LETTERS,
+    HAI_VAN,
+    REFRESH_S,
+    PageLog,
+    Scenario,
+    open_page,
+)
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+COMMUNES = 94
+
+_PATHS_JS = """() => [...document.querySelectorAll('#map path.choroplethlocation')].map(p => {
+    const box = p.getBoundingClientRect();
+    const style = getComputedStyle(p);
+    return {code: p.__data__ && p.__data__.loc, fill: style.fill,
+            opacity: parseFloat(style.opacity), width: box.width, height: box.height};
+})"""
+
+# A point inside the drawn commune (not just its bounding box), in page coordinates.
+_INSIDE_JS = """(code) => {
+    const path = [...document.querySelectorAll('#map path.choroplethlocation')]
+        .find(p => p.__data__ && p.__data__.loc === code);
+    if (!path) return null;
+    const box = path.getBoundingClientRect();
+    const toPath = path.getScreenCTM().inverse();
+    for (let i = 1; i < 24; i++) {
+        for (let j = 1; j < 24; j++) {
+            const x = box.x + box.width * i / 24, y = box.y + box.height * j / 24;
+            if (path.isPointInFill(new DOMPoint(x, y).matrixTransform(toPath))) return [x, y];
+        }
+    }
+    return null;
+}"""
+
+
+def rgb(hex_colour: str) -> str:
+    value = hex_colour.lstrip("#")
+    red, green, blue = (int(value[index : index + 2], 16) for index in (0, 2, 4))
+    return f"rgb({red}, {green}, {blue})"
+
+
+def wait_for_map(page: Page) -> list[dict[str, Any]]:
+    page.wait_for_function(
+        f"document.querySelectorAll('#map path.choroplethlocation').length >= {COMMUNES}"
+    )
+    # The first paint may still be the placeholder colours; wait until a data fill is on.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#map path.choroplethlocation')]
+              .some(p => getComputedStyle(p).fill !== 'rgb(0, 0, 0)')"""
+    )
+    paths: list[dict[str, Any]] = page.evaluate(_PATHS_JS)
+    return paths
+
+
+def click_commune(page: Page, code: str) -> None:
+    point = page.evaluate(_INSIDE_JS, code)
+    assert point is not None, f"commune {code} has no visible area on the map"
+    page.mouse.click(point[0], point[1])
+
+
+def assert_local_only(log: PageLog) -> None:
+    hosts = sorted({urlsplit(url).hostname or urlsplit(url).scheme for url in log.requests})
+    assert hosts == ["127.0.0.1"], f"requests left the server: {hosts}"
+
+
+def test_map_draws_every_commune_in_its_band_colour(
+    page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
+) -> None:
+    page.goto(dashboard_url + "/")
+    paths = wait_for_map(page)
+    pm25: MetricSettings = scenario.settings.metrics["pm25"]
+    scale = band_scale(pm25)
+
+    codes = [str(code) for code in scenario.geography.boundaries("commune")["code"]]
+    assert sorted(path["code"] for path in paths) == sorted(codes)
+    by_code = {path["code"]: path for path in paths}
+    for code, value in scenario.pm25.items():
+        if code == scenario.live:
+            continue
+        assert by_code[code]["fill"] == rgb(band_colour(scale, value)), (code, value)
+        expected_opacity = STALE_OPACITY if code in scenario.stale else 1.0
+        assert by_code[code]["opacity"] == pytest.approx(expected_opacity, abs=0.01), code
+    for code in scenario.no_data:
+        assert by_code[code]["fill"] == rgb(NO_DATA_COLOUR), code
+    # 25.0 µg/m³ is the top of "Tốt": green, not yellow.
+    boundary = [code for code, value in scenario.pm25.items() if value == 25.0]
+    assert boundary
+    assert {by_code[code]["fill"] for code in boundary} == {rgb("#00E400")}
+
+    # Rings wound for d3-geo: every commune is a small shape, none covers the whole map.
+    area = page.locator("#map").bounding_box()
+    assert area is not None
+    largest = max(path["width"] * path["height"] for path in paths)
+    assert largest < 0.25 * area["width"] * area["height"]
+
+    expect(page.locator(".legend-row").first).to_contain_text("Tốt")
+    expect(page.locator(".legend-row").first).to_contain_text("0–25 µg/m³")
+    expect(page.locator("#updated-at")).to_contain_text("Cập nhật lúc")
+    expect(page.locator("#dead-letter-badge")).to_have_text(f"Tin lỗi: {DEAD_LETTERS}")
+
+    assert_local_only(page_log)
+    paths_requested = {urlsplit(url).path for url in page_log.requests}
+    assert "/geo/commune.json" in paths_requested
+    assert "/assets/topojson/world_110m.json" in paths_requested  # not cdn.plot.ly
+    assert page_log.console_errors == []
+
+
+def test_clicking_a_commune_opens_its_panel(
+    page: Page, page_log: PageLog, dashboard_url: str
+) -> None:
+    page.goto(dashboard_url + "/")
+    wait_for_map(page)
+    expect(page.locator(".panel-note")).to_contain_text("Bấm vào một xã, phường")
+
+    point = page.evaluate(_INSIDE_JS, HAI_VAN)
+    page.mouse.move(point[0], point[1])
+    hover = page.locator("#map .hoverlayer .hovertext")
+    expect(hover).to_contain_text("Phường Hải Vân")
+    expect(hover).to_contain_text("95,0 µg/m³")
+    expect(hover).to_contain_text("Xấu")
+    expect(hover).to_contain_text("lúc ")
+
+    click_commune(page, HAI_VAN)
+
+    expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
+    pm25_row = page.locator('.metric-row[data-metric="pm25"]')
+    expect(pm25_row).to_contain_text("95,0 µg/m³")
+    expect(pm25_row).to_contain_text("Xấu")
+    water_row = page.locator('.metric-row[data-metric="water_level"]')
+    expect(water_row).to_contain_text("Không có dữ liệu")
+    # The trend of the last 24 hours, drawn over the band colours.
+    expect(page.locator("#unit-trend .scatterlayer path.js-line")).to_have_count(1)
+    assert page.locator("#unit-trend .layer-below path").count() >= 2
+    # The clicked commune is outlined on the map.
+    page.wait_for_function(
+        """(code) => [...document.querySelectorAll('#map path.choroplethlocation')].some(
+              p => p.__data__.loc === code && parseFloat(getComputedStyle(p).strokeWidth) > 2)""",
+        arg=HAI_VAN,
+    )
+    assert_local_only(page_log)
+    assert page_log.console_errors == []
+
+
+def test_url_preselects_unit_and_metric(
+    page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
+) -> None:
+    page.goto(f"{dashboard_url}/?unit={CAM_LE}&metric=water_level")
+    paths = wait_for_map(page)
+
+    expect(page.locator(".panel-title")).to_have_text("Phường Cẩm Lệ, Thành phố Đà Nẵng")
+    water_row = page.locator('.metric-row[data-metric="water_level"]')
+    expect(water_row).to_contain_text("2,10 m")
+    expect(water_row).to_contain_text("Báo động II")
+    expect(page.locator('#metric-select input[value="water_level"]')).to_be_checked()
+    expect(page.locator(".legend-title")).to_have_text("Mực nước (m)")
+    by_code = {path["code"]: path for path in paths}
+    assert by_code[CAM_LE]["fill"] == rgb("#FF7E00")  # 2.10 m: báo động II
+    assert by_code[HAI_VAN]["fill"] == rgb(NO_DATA_COLOUR)  # no river gauge there
+    assert page_log.console_errors == []
+
+
+def test_area_route_and_english(page: Page, page_log: PageLog, dashboard_url: str) -> None:
+    page.goto(f"{dashboard_url}/area/commune/{HAI_VAN}?lang=en")
+    wait_for_map(page)
+    expect(page.locator(".panel-title")).to_have_text("Hai Van Ward, Da Nang City")
+    expect(page.locator("#site-title")).to_have_text("Da Nang Intelligent Operations Centre")
+    expect(page.locator('.metric-row[data-metric="pm25"]')).to_contain_text("95.0 µg/m³")
+    expect(page.locator(".legend-row").first).to_contain_text("Good")
+
+    page.locator("#lang-select label", has_text="Tiếng Việt").click()
+    expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
+    expect(page.locator(".legend-row").first).to_contain_text("Tốt")
+    assert page_log.console_errors == []
+
+
+def test_units_without_data_say_so_on_hover(
+    page: Page, dashboard_url: str, scenario: Scenario
+) -> None:
+    page.goto(dashboard_url + "/")
+    wait_for_map(page)
+    for code, expected in (
+        (scenario.no_data[0], "Không có dữ liệu"),
+        (scenario.stale[0], "Dữ liệu cũ"),
+    ):
+        point = page.evaluate(_INSIDE_JS, code)
+        assert point is not None, code
+        page.mouse.move(point[0], point[1])
+        expect(page.locator("#map .hoverlayer .hovertext")).to_contain_text(expected)
+
+
+def test_unknown_unit_is_said_in_words(page: Page, page_log: PageLog, dashboard_url: str) -> None:
+    page.goto(f"{dashboard_url}/?unit=99999")
+    wait_for_map(page)
+    expect(page.locator(".panel-warning")).to_have_text("Không có đơn vị hành chính mã 99999")
+    assert page_log.console_errors == []
+
+
+def test_new_reading_recolours_the_map_without_reload(
+    page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
+) -> None:
+    page.goto(dashboard_url + "/")
+    paths = wait_for_map(page)
+    live = scenario.live
+    before = {path["code"]: path["fill"] for path in paths}[live]
+    assert before == rgb("#00E400")
+    callback_bodies: list[bytes] = []
+
+    def record(route: Route) -> None:
+        response = route.fetch()
+        callback_bodies.append(response.body())
+        route.fulfill(response=response)
+
+    page.route("**/_dash-update-component*", record)
+
+    assert scenario.store is not None
+    scenario.store.write(
+        [Point("air", scenario.live_tags, {"pm25": 320.0, "pm10": 400.0}, datetime.now(UTC))]
+    )
+
+    page.wait_for_function(
+        """([code, fill]) => [...document.querySelectorAll('#map path.choroplethlocation')]
+              .some(p => p.__data__.loc === code && getComputedStyle(p).fill === fill)""",
+        arg=[live, rgb("#7E0023")],
+        timeout=(REFRESH_S * 4 + 10) * 1000,
+    )
+    # The refresh carried a Patch of the colours, not a new figure with the geometry.
+    recoloured = [body for body in callback_bodies if b'"map"' in body and b"320.0" in body]
+    assert recoloured
+    assert all(b"__dash_patch_update" in body for body in recoloured)
+    assert all(b"FeatureCollection" not in body for body in callback_bodies)
+    assert page_log.console_errors == []
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
+def test_wall_screenshots(
+    browser: Browser, page_log: PageLog, dashboard_url: str, width: int, height: int
+) -> None:
+    page = open_page(browser, page_log, width, height)
+    try:
+        page.goto(f"{dashboard_url}/?unit={HAI_VAN}")
+        wait_for_map(page)
+        expect(page.locator("#unit-trend .scatterlayer path.js-line")).to_have_count(1)
+        # The shipped font is loaded (Vietnamese glyphs do not depend on the machine's fonts).
+        assert page.evaluate("document.fonts.check('700 20px \"Noto Sans\"', 'Đặc khu Hải Vân')")
+        assert page.evaluate(
+            "[...document.fonts].some(f => f.family.includes('Noto Sans') && f.status === 'loaded')"
+        )
+        # Text scales with the screen: the title is about twice as large on 4K.
+        title_px = float(
+            page.evaluate(
+                "parseFloat(getComputedStyle(document.querySelector('#site-title')).fontSize)"
+            )
+        )
+        assert title_px > (50 if width >= 3840 else 25)
+        page.wait_for_timeout(300)  # let the last hover/transition settle
+        SCREENSHOTS.mkdir(exist_ok=True)
+        target = SCREENSHOTS / f"dashboard-{width}x{height}.png"
+        page.screenshot(path=str(target))
+        assert target.stat().st_size > 50_000
+        assert_local_only(page_log)
+        assert page_log.console_errors == []
+    finally:
+        page.context.close()

@@ -1,0 +1,154 @@
+"""The app factory over HTTP: local assets only, compressed responses, the geometry route,
+and a real waitress server on a free port."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dash
+import pytest
+from flask.testing import FlaskClient
+
+from core.settings import Settings
+from core.store import SqliteStore
+from dashboard.app import create_app, make_server
+from layers.geography import Geography
+
+ASSETS = Path(__file__).resolve().parents[3] / "dashboard" / "assets"
+TOPOJSON_LAYERS = {"coastlines", "countries", "lakes", "land", "ocean", "rivers", "subunits"}
+
+
+@pytest.fixture
+def app(tmp_path: Path, settings: Settings, geography: Geography) -> Iterator[dash.Dash]:
+    store = SqliteStore(tmp_path / "timeseries.sqlite")
+    yield create_app(settings, store, geography)
+    store.close()
+
+
+@pytest.fixture
+def client(app: dash.Dash) -> FlaskClient:
+    return app.server.test_client()
+
+
+def test_page_loads_only_local_scripts_and_styles(client: FlaskClient) -> None:
+    for path in ("/", "/area/commune/20194", "/?unit=20194&metric=pm10"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        html = response.get_data(as_text=True)
+        references = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert references, html
+        assert all(ref.startswith("/") and not ref.startswith("//") for ref in references), (
+            references
+        )
+        assert "<title>Trung tâm Điều hành Thông minh Đà Nẵng</title>" in html
+    config = json.loads(
+        re.search(r'id="_dash-config" type="application/json"[^>]*>(.*?)</script>', html, re.S)[1]
+    )
+    assert config["serve_locally"] is True
+    assert "plotlyjs_url" not in config
+
+
+def test_plotly_js_is_served_compressed(client: FlaskClient) -> None:
+    html = client.get("/").get_data(as_text=True)
+    scripts = re.findall(r'src="([^"]+)"', html)
+    layout = client.get("/_dash-layout").get_data(as_text=True)
+    assert "topojson" in layout  # the map's config points at the local topology
+    renderer = next(src for src in scripts if "dash_renderer" in src)
+    response = client.get(renderer, headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    plotly = client.get(
+        "/_dash-component-suites/plotly/package_data/plotly.min.js",
+        headers={"Accept-Encoding": "gzip"},
+    )
+    assert plotly.status_code == 200
+    assert plotly.headers["Content-Encoding"] == "gzip"
+    assert len(plotly.data) < 2_000_000  # 4.6 MiB uncompressed
+    assert gzip.decompress(plotly.data).startswith(b"/**\n* plotly.js")
+
+
+def test_geometry_route_serves_the_map_level_gzipped_and_cached(client: FlaskClient) -> None:
+    response = client.get("/geo/commune.json", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "max-age" in response.headers["Cache-Control"]
+    collection = json.loads(gzip.decompress(response.data))
+    assert collection["type"] == "FeatureCollection"
+    ids = [feature["id"] for feature in collection["features"]]
+    assert len(ids) == 94
+    assert "20194" in ids
+
+    plain = client.get("/geo/commune.json")
+    assert "Content-Encoding" not in plain.headers
+    assert json.loads(plain.data) == collection
+
+    etag = response.headers["ETag"]
+    assert client.get("/geo/commune.json", headers={"If-None-Match": etag}).status_code == 304
+
+
+@pytest.mark.parametrize("level", ["district", "nope", "province%00"])
+def test_geometry_route_refuses_other_levels(client: FlaskClient, level: str) -> None:
+    assert client.get(f"/geo/{level}.json").status_code == 404
+
+
+def test_geometry_route_serves_no_files(client: FlaskClient) -> None:
+    # A slash never reaches the route: Dash's catch-all answers with the page itself.
+    response = client.get("/geo/..%2Fconfig.json")
+    assert response.mimetype == "text/html"
+    assert "layers:" not in response.get_data(as_text=True)
+
+
+def test_empty_world_topology_is_shipped(client: FlaskClient) -> None:
+    with client.get("/assets/topojson/world_110m.json") as response:
+        assert response.status_code == 200
+        topology = json.loads(response.data)
+    assert topology["type"] == "Topology"
+    assert set(topology["objects"]) == TOPOJSON_LAYERS
+    assert all(layer["geometries"] == [] for layer in topology["objects"].values())
+
+
+def test_font_and_licence_are_shipped(client: FlaskClient) -> None:
+    with client.get("/assets/style.css") as response:
+        css = response.get_data(as_text=True)
+    fonts = re.findall(r'url\("([^"]+)"\)', css)
+    assert fonts == ["fonts/NotoSans-Regular.ttf", "fonts/NotoSans-Bold.ttf"]
+    for font in fonts:
+        with client.get(f"/assets/{font}") as response:
+            assert response.status_code == 200, font
+            assert response.data[:4] == b"\x00\x01\x00\x00"  # a TrueType file
+    licence = (ASSETS / "fonts" / "OFL.txt").read_text(encoding="utf-8")
+    assert "SIL OPEN FONT LICENSE Version 1.1" in licence
+    assert "Reserved Font Name" in licence
+
+
+def test_factory_builds_independent_apps(
+    tmp_path: Path, settings: Settings, geography: Geography
+) -> None:
+    store = SqliteStore(tmp_path / "other.sqlite")
+    try:
+        first = create_app(settings, store, geography)
+        second = create_app(settings, store, geography)
+        assert first.server is not second.server
+        assert len(first.callback_map) == len(second.callback_map) == 5
+    finally:
+        store.close()
+
+
+def test_waitress_server_on_a_free_port(app: dash.Dash) -> None:
+    server = make_server(app, "127.0.0.1", 0)
+    port = server.effective_port  # type: ignore[union-attr]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/geo/commune.json", timeout=5) as r:
+            assert r.status == 200
+            assert len(json.loads(r.read())["features"]) == 94
+    finally:
+        server.close()
+        thread.join(timeout=5)
+    assert not thread.is_alive()

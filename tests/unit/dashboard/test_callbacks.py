@@ -1,0 +1,218 @@
+"""The callbacks called directly, on a real SqliteStore and the shipped geography."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+from dash import Patch, no_update
+
+from core.errors import RetryableError
+from core.settings import Settings
+from core.store import SqliteStore
+from core.types import MetricRef, Point, SeriesPoint, UnitRef, UnitValue
+from dashboard import ids
+from dashboard.app import build_context
+from dashboard.callbacks import (
+    DashboardContext,
+    apply_location,
+    clicked_code,
+    drawn_key,
+    refresh_map,
+    render_chrome,
+    render_panel,
+    text_px,
+)
+from dashboard.data import DashboardData
+from layers.geography import Geography
+from tests.conftest import FakeClock
+from tests.unit.dashboard.test_panel_and_legend import texts
+
+NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+HAI_VAN = "20194"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "timeseries.sqlite")
+    tags = {"device": "aq-1", "province": "48", "commune": HAI_VAN}
+    opened.write(
+        [Point("air", tags, {"pm25": 20.0 + step, "pm10": 50.0}, NOW - timedelta(minutes=10 * step))
+         for step in range(12)]
+    )  # fmt: skip
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ctx(settings: Settings, store: SqliteStore, geography: Geography) -> DashboardContext:
+    return build_context(
+        settings, store, geography, geo_url="/geo/commune.json", clock=FakeClock(NOW)
+    )
+
+
+class BrokenStore:
+    """A store whose server is down (the real adapters raise RetryableError)."""
+
+    def latest_by_unit(self, metric: MetricRef, level: str, **_: Any) -> list[UnitValue]:
+        raise RetryableError("InfluxDB at 127.0.0.1:8086 is unreachable")
+
+    def series(self, metric: MetricRef, unit: UnitRef, **_: Any) -> list[SeriesPoint]:
+        raise RetryableError("InfluxDB at 127.0.0.1:8086 is unreachable")
+
+
+class CountedLetters:
+    def __init__(self, count: int | Exception) -> None:
+        self._count = count
+
+    def count(self) -> int:
+        if isinstance(self._count, Exception):
+            raise self._count
+        return self._count
+
+
+def broken(ctx: DashboardContext, settings: Settings) -> DashboardContext:
+    data = DashboardData(
+        BrokenStore(),  # type: ignore[arg-type]
+        settings.metrics,
+        clock=FakeClock(NOW),
+        level="commune",
+    )
+    return replace(ctx, data=data)
+
+
+def test_location_sets_metric_unit_and_language(ctx: DashboardContext) -> None:
+    assert apply_location(ctx, None, "/", "?unit=20194&metric=pm10&lang=en", None) == (
+        "pm10",
+        "20194",
+        "en",
+    )
+    assert apply_location(ctx, ids.URL, "/area/commune/20260", "", None) == ("pm25", "20260", "vi")
+    # Unknown metric → the default one; no unit → None (the hint is shown).
+    assert apply_location(ctx, ids.URL, "/", "?metric=no2", None) == ("pm25", None, "vi")
+
+
+def test_click_selects_the_unit_only(ctx: DashboardContext) -> None:
+    click = {"points": [{"location": "20197", "curveNumber": 0, "z": 12.0}]}
+    assert apply_location(ctx, ids.MAP, "/", "?metric=pm10", click) == (
+        no_update,
+        "20197",
+        no_update,
+    )
+    assert apply_location(ctx, ids.MAP, "/", "", {"points": []})[1] is no_update
+    assert clicked_code(None) is None
+    assert clicked_code({"points": [{"location": 5}]}) is None
+
+
+def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
+    figure, drawn, updated, badge, status = refresh_map(ctx, "pm25", "vi", None, None, 20)
+    assert isinstance(figure, go.Figure)
+    assert drawn == drawn_key("pm25", "vi", 20)
+    assert updated == "Cập nhật lúc 08:00:00"
+    assert badge is no_update  # no dead-letter store given
+    assert status == ""
+    hai_van = [
+        list(trace.customdata[index])
+        for trace in figure.data
+        for index, code in enumerate(trace.locations)
+        if code == HAI_VAN
+    ]
+    assert hai_van == [["Phường Hải Vân", "20,0 µg/m³", "Tốt", "lúc 08:00 02/11"]]
+
+    patched, drawn_again, *_ = refresh_map(ctx, "pm25", "vi", HAI_VAN, drawn, 20)
+    assert isinstance(patched, Patch)
+    assert drawn_again == drawn
+
+    # Another metric, language or screen size needs a new colour scale or fonts: full figure.
+    assert isinstance(refresh_map(ctx, "pm10", "vi", None, drawn, 20)[0], go.Figure)
+    assert isinstance(refresh_map(ctx, "pm25", "en", None, drawn, 20)[0], go.Figure)
+    assert isinstance(refresh_map(ctx, "pm25", "vi", None, drawn, 38)[0], go.Figure)
+
+
+def test_dead_letter_badge(ctx: DashboardContext, caplog: pytest.LogCaptureFixture) -> None:
+    with_letters = replace(ctx, dead_letters=CountedLetters(3))
+    assert refresh_map(with_letters, "pm25", "vi", None, None)[3] == "Tin lỗi: 3"
+    assert refresh_map(with_letters, "pm25", "en", None, None)[3] == "Rejected messages: 3"
+    # The count failing does not stop the map.
+    failing = replace(ctx, dead_letters=CountedLetters(RetryableError("database is locked")))
+    figure, _, _, badge, _ = refresh_map(failing, "pm25", "vi", None, None)
+    assert badge is no_update
+    assert isinstance(figure, go.Figure)
+    assert "database is locked" in caplog.text
+
+
+def test_store_down_keeps_the_map_and_says_so(
+    ctx: DashboardContext, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cityops.dashboard")
+    figure, drawn, updated, _, status = refresh_map(broken(ctx, settings), "pm25", "vi", None, "x")
+    assert (figure, drawn, updated) == (no_update, no_update, no_update)
+    assert status == "Không tải được dữ liệu, sẽ thử lại sau 10 giây"
+    record = next(r for r in caplog.records if r.name == "cityops.dashboard")
+    assert record.levelno == logging.WARNING
+    assert "unreachable" in record.getMessage()
+    assert record.exc_info is None  # an outage, not a bug: no traceback
+
+
+@pytest.mark.allow_logged_exceptions
+def test_a_bug_is_logged_with_traceback_and_the_screen_stays(
+    ctx: DashboardContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    strange = replace(ctx, map_units=[*ctx.map_units, "not a MapUnit"])  # type: ignore[list-item]
+    figure, _, _, _, status = refresh_map(strange, "pm25", "vi", None, None)
+    assert figure is no_update
+    assert status.startswith("Không tải được dữ liệu")
+    assert any(r.exc_info for r in caplog.records if r.name == "cityops.dashboard")
+
+
+def test_panel_of_a_unit(ctx: DashboardContext) -> None:
+    panel = render_panel(ctx, HAI_VAN, "pm25", "vi", 20)
+    shown = texts(panel)
+    assert shown[0] == "Phường Hải Vân, Thành phố Đà Nẵng"
+    assert "20,0 µg/m³" in shown
+    assert "Mực nước" in shown
+    assert "Không có dữ liệu" in shown  # no water gauge in Hải Vân
+    assert "Bụi mịn PM2.5 (µg/m³), 24 giờ qua" in shown
+    assert texts(render_panel(ctx, HAI_VAN, "pm25", "en"))[0] == "Hai Van Ward, Da Nang City"
+
+
+def test_panel_hint_unknown_unit_and_outage(ctx: DashboardContext, settings: Settings) -> None:
+    assert texts(render_panel(ctx, None, "pm25", "vi")) == [
+        "Bấm vào một xã, phường trên bản đồ để xem chi tiết"
+    ]
+    assert texts(render_panel(ctx, "99999", "pm25", "vi")) == [
+        "Không có đơn vị hành chính mã 99999"
+    ]
+    assert texts(render_panel(broken(ctx, settings), HAI_VAN, "pm25", "en")) == [
+        "Could not load data, retrying in 10 s"
+    ]
+
+
+def test_panel_without_trend_data_says_so(ctx: DashboardContext) -> None:
+    shown = texts(render_panel(ctx, HAI_VAN, "water_level", "vi"))
+    assert "Không có dữ liệu trong 24 giờ qua" in shown
+
+
+def test_chrome_follows_the_language(ctx: DashboardContext) -> None:
+    title, metric_label, options, lang_label, legend, hint = render_chrome(ctx, "en", "pm10")
+    assert title == "Da Nang Intelligent Operations Centre"
+    assert metric_label == "Metric"
+    assert {"label": "Dust PM10", "value": "pm10"} in options
+    assert lang_label == "Language"
+    assert texts(legend)[0] == "Dust PM10 (µg/m³)"
+    assert hint.startswith("Messages from devices")
+    assert render_chrome(ctx, "vi", "pm10")[0] == "Trung tâm Điều hành Thông minh Đà Nẵng"
+
+
+def test_text_px_is_bounded() -> None:
+    assert text_px(38.4) == 38.4
+    assert text_px(None) == 20.0
+    assert text_px("big") == 20.0
+    assert text_px(10_000) == 96.0
+    assert text_px(True) == 20.0
