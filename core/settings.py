@@ -186,6 +186,9 @@ class MetricSettings(_Section):
     aggregation: Aggregation = "mean"
     decimals: Annotated[int, Field(ge=0, le=6)] = 1
     bands: list[Band] = []
+    legend_ranges: bool = (
+        True  # False for level indices (alarm I/II/III), where a range means nothing
+    )
     source: str | None = None  # the legal or technical source of the bands
 
     @field_validator("aggregation", mode="before")

@@ -78,13 +78,23 @@ WATER_STATIONS = (
     WaterStation("wl-camle", "Cẩm Lệ", "sông Hàn", 108.2075, 16.0186, 1.0, 0.35, 0.03),
     WaterStation("wl-ainghia", "Ái Nghĩa", "sông Vu Gia", 108.1180, 15.8850, 5.5, 0.02, 0.12),
     WaterStation("wl-caulau", "Câu Lâu", "sông Thu Bồn", 108.2860, 15.8720, 1.2, 0.30, 0.04),
-    WaterStation("wl-hoian", "Hội An", "sông Thu Bồn", 108.3270, 15.8770, 0.6, 0.40, 0.02),
+    WaterStation("wl-hoian", "Hội An", "sông Thu Bồn", 108.3270, 15.8770, 0.5, 0.30, 0.02),
     WaterStation("wl-giaothuy", "Giao Thủy", "sông Thu Bồn", 108.1000, 15.8420, 4.5, 0.02, 0.10),
     WaterStation("wl-nongson", "Nông Sơn", "sông Thu Bồn", 107.9900, 15.7000, 8.0, 0.00, 0.15),
 )  # fmt: skip
 _STATIONS_BY_ID = {station.device_id: station for station in WATER_STATIONS}
+# Flood alarm levels I, II, III in metres at each gauge (QĐ 05/2020/QĐ-TTg as reported in
+# 2022-2025 bulletins: shared/reference/vn-kpis-thresholds.md §3c); None = not verified.
+ALARM_LEVELS_M: dict[str, tuple[float | None, float | None, float | None]] = {
+    "wl-camle": (None, None, 2.5),
+    "wl-ainghia": (None, 8.0, 9.0),
+    "wl-caulau": (2.0, 3.0, 4.0),
+    "wl-hoian": (1.0, 1.5, 2.0),
+    "wl-giaothuy": (6.5, None, 8.8),
+    "wl-nongson": (None, 13.0, 15.0),
+}
 # Metric fields per kind, named as the catalogue in config.yaml names them.
-FIELDS_BY_KIND = {"air": ("pm25", "pm10"), "water": ("level",)}
+FIELDS_BY_KIND = {"air": ("pm25", "pm10"), "water": ("level", "alarm")}
 
 
 # ----------------------------------------------------------------------------- placement
@@ -331,8 +341,22 @@ def _water(device: Device, at: datetime, rng: random.Random) -> dict[str, float]
     )  # the tide reaches gauges at different times
     tide = station.tide_m * math.sin(2 * math.pi * hours / TIDE_PERIOD_H + phase)
     daily = station.daily_m * math.sin(2 * math.pi * hours / 24 + phase)
-    level = station.base_level_m + tide + daily + rng.gauss(0, 0.01)
-    return {"level": round(level, 3)}
+    level = round(station.base_level_m + tide + daily + rng.gauss(0, 0.01), 3)
+    levels = ALARM_LEVELS_M.get(device.device_id, (None, None, None))
+    return {"level": level, "alarm": float(alarm_level(level, levels))}
+
+
+def alarm_level(level_m: float, alarm_levels_m: tuple[float | None, ...]) -> int:
+    """0 below alarm I, else the highest alarm level (1-3) whose stage is reached.
+
+    The gauge's controller knows its station's levels (each station has its own datum, so
+    stages of different stations cannot share one colour scale); unknown levels are skipped."""
+    reached = [
+        index
+        for index, limit in enumerate(alarm_levels_m, start=1)
+        if limit is not None and level_m >= limit
+    ]
+    return max(reached, default=0)
 
 
 def reading_for(

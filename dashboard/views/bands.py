@@ -124,6 +124,10 @@ def colorscale(scale: BandScale) -> list[tuple[float, str]]:
 
 def band_range_text(scale: BandScale, index: int, lang: str) -> str:
     """The range of a band: "0–25 µg/m³", "25–50 µg/m³" … "trên 250 µg/m³" (upto inclusive)."""
+    return _band_range_text(scale, index, lang).strip()
+
+
+def _band_range_text(scale: BandScale, index: int, lang: str) -> str:
     unit = scale.unit
     if not scale.limits:
         return unit

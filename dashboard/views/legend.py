@@ -16,7 +16,11 @@ def legend_rows(metric: MetricSettings, lang: str) -> list[tuple[str, str, str]]
     """(colour, band label, range) per band, e.g. ("#00E400", "Tốt", "0–25 µg/m³")."""
     scale = band_scale(metric)
     return [
-        (colour, label.get(lang), band_range_text(scale, index, lang))
+        (
+            colour,
+            label.get(lang),
+            band_range_text(scale, index, lang) if metric.legend_ranges else "",
+        )
         for index, (colour, label) in enumerate(zip(scale.colours, scale.labels, strict=True))
     ]
 

@@ -83,7 +83,7 @@ def test_shipped_rules_read_from_config() -> None:
         80,
         60,
     )
-    water = rules["water-cam-le-alarm3"]
-    results = evaluate(water, [value("20260", 2.51), value("20194", 3.0)], T0)
-    assert {code: r.kind for code, r in results.items()} == {"20260": "breach"}
+    flood = rules["flood-alarm-3"]
+    results = evaluate(flood, [value("20260", 3.0), value("20194", 2.0)], T0)
+    assert {code: r.kind for code, r in results.items()} == {"20260": "breach", "20194": "ok"}
     assert settings.metrics[pm25.metric].ref.field == "pm25"

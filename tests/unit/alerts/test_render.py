@@ -109,8 +109,13 @@ def test_water_level_uses_its_decimals_and_threshold(settings: Settings) -> None
     key = AlertKey("water-cam-le-alarm3", "20260")
     firing = transition(None, Result("breach", 2.634), T0, 0, key=key)
     unit = Label(vi="Phường Cẩm Lệ, Thành phố Đà Nẵng", en="Cam Le Ward, Da Nang City")
-    note = render(firing, context(settings, "water-cam-le-alarm3", unit))
-    assert note.subject.startswith("[CẢNH BÁO][Nghiêm trọng] Mực nước sông Hàn trên báo động III")
+    flood = context(settings, "flood-alarm-3", unit)
+    rule = flood.rule.model_copy(
+        update={"id": "water-cam-le-alarm3", "metric": "water_level", "threshold": 2.5}
+    )
+    ctx = replace(flood, rule=rule, metric_id="water_level", metric=settings.metrics["water_level"])
+    note = render(firing, ctx)
+    assert note.subject.startswith("[CẢNH BÁO][Nghiêm trọng] Mực nước trên báo động III")
     assert "2,63 m, vượt ngưỡng 2,5 m" in note.body_text
     assert "2.63 m, above the threshold of 2.5 m" in note.body_text
     assert "báo ngay" in note.body_text

@@ -88,7 +88,7 @@ class RecordingNotifier:
 
 
 PM25 = MetricRef("air", "pm25")
-WATER = MetricRef("water", "level")
+WATER = MetricRef("water", "alarm")
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +122,17 @@ def test_a_failing_store_query_puts_only_its_rule_in_error(
 ) -> None:
     service, store, notifier = parts
     store.values[PM25] = [UnitValue("20194", 120.0, clock.now(), 3)]
-    store.values[WATER] = [UnitValue("20260", 2.7, clock.now(), 1)]
+    store.values[WATER] = [UnitValue("20260", 3.0, clock.now(), 1)]
     service.run_once()  # pm25 pending (for_s 60), water firing (for_s 0)
     assert [n.subject for n in notifier.sent] == [
-        "[CẢNH BÁO][Nghiêm trọng] Mực nước sông Hàn trên báo động III"
-        " — Phường Cẩm Lệ, Thành phố Đà Nẵng"
+        "[CẢNH BÁO][Nghiêm trọng] Mực nước trên báo động III — Phường Cẩm Lệ, Thành phố Đà Nẵng"
     ]
     store.failing = {PM25}
     clock.advance(60)
     moves = {(t.current.rule_id, t.current.unit_code): t for t in service.run_once()}
     assert moves[("pm25-bad", "20194")].current.state == "error"
     assert moves[("pm25-bad", "20194")].current.error == "store unreachable"
-    assert moves[("water-cam-le-alarm3", "20260")].current.state == "firing"
+    assert moves[("flood-alarm-3", "20260")].current.state == "firing"
     assert len(notifier.sent) == 1  # no e-mail for the error, none repeated for the water
     store.failing = set()
     clock.advance(10)
@@ -148,7 +147,7 @@ def test_a_unit_missing_from_the_units_file_is_named_by_code(
     settings: Settings, tmp_path: Path, clock: FakeClock
 ) -> None:
     store, notifier = FakeStore(), RecordingNotifier()
-    store.values[WATER] = [UnitValue("20260", 2.7, clock.now(), 1)]
+    store.values[WATER] = [UnitValue("20260", 3.0, clock.now(), 1)]
 
     def no_names(code: str, lang: str) -> str:
         raise KeyError(f"no administrative unit with code {code!r}")

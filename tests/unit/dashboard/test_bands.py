@@ -69,7 +69,7 @@ def test_boundary_25_is_good_in_green(pm25: MetricSettings) -> None:
     assert colour_at(scale, map_z(scale, 25.0)) == "#00E400"
 
 
-@pytest.mark.parametrize("metric_id", ["pm25", "pm10", "water_level"])
+@pytest.mark.parametrize("metric_id", ["pm25", "pm10", "flood_alarm"])
 def test_colour_scale_paints_every_displayed_value_in_its_band_colour(
     settings: Settings, metric_id: str
 ) -> None:
@@ -118,7 +118,7 @@ def test_values_beyond_the_drawn_range_are_clipped_not_greyed(pm25: MetricSettin
                         "150–250 µg/m³", "trên 250 µg/m³"]),
         ("pm25", "en", ["0–25 µg/m³", "25–50 µg/m³", "50–80 µg/m³", "80–150 µg/m³",
                         "150–250 µg/m³", "above 250 µg/m³"]),
-        ("water_level", "vi", ["0–1,5 m", "1,5–2 m", "2–2,5 m", "trên 2,5 m"]),
+        ("flood_alarm", "vi", ["đến 0", "0–1", "1–2", "trên 2"]),
     ],
 )  # fmt: skip
 def test_band_ranges(settings: Settings, metric_id: str, lang: str, expected: list[str]) -> None:

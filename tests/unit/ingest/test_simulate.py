@@ -364,3 +364,20 @@ def test_bad_calls_are_refused_with_a_clear_error(devices: list[Device]) -> None
     noise = Device("nz-1", "noise", "Ồn", 108.2, 16.0, "20242", {"commune": "20242"})
     with pytest.raises(ValueError, match="no reading model for kind 'noise'"):
         reading_for(noise, ANCHOR, random.Random(1))
+
+
+def test_alarm_level_uses_each_stations_own_levels() -> None:
+    from ingest.simulate import ALARM_LEVELS_M, alarm_level
+
+    cau_lau = ALARM_LEVELS_M["wl-caulau"]  # BĐ I 2.0, II 3.0, III 4.0
+    assert [alarm_level(v, cau_lau) for v in (1.99, 2.0, 2.99, 3.0, 4.0, 5.62)] == [
+        0,
+        1,
+        1,
+        2,
+        3,
+        3,
+    ]
+    cam_le = ALARM_LEVELS_M["wl-camle"]  # only BĐ III (2.5 m) is verified
+    assert [alarm_level(v, cam_le) for v in (1.0, 2.49, 2.5)] == [0, 0, 3]
+    assert alarm_level(9.0, (None, None, None)) == 0
