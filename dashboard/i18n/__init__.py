@@ -63,7 +63,8 @@ def text(key: str, lang: str, **values: object) -> str:
     Raises KeyError for an unknown key: a typo should fail a test, not show a blank."""
     vi, en = TEXTS[key]
     template = en if lang == "en" else vi
-    return unicodedata.normalize("NFC", template.format(**values) if values else template)
+    filled = template.format(**values).replace(" ()", "") if values else template
+    return unicodedata.normalize("NFC", filled)  # a metric without a unit leaves no "()"
 
 
 def as_lang(value: object, default: Lang = "vi") -> Lang:

@@ -94,7 +94,10 @@ def metric_rows(
                     ),
                     label,
                     html.Span(value_text(scale, number, lang), className="metric-value"),
-                    html.Span(band_label(scale, number, lang), className="metric-band"),
+                    html.Span(
+                        band_label(scale, number, lang) if metric.bands else "",
+                        className="metric-band",
+                    ),
                     html.Span(when, className="metric-when" + (" metric-stale" if stale else "")),
                 ],
                 className=classes,

@@ -102,7 +102,7 @@ def _readings(geography: Geography, now: datetime) -> tuple[list[Point], Scenari
         points.append(Point("air", hai_van_tags, {"pm25": 20.0 + step * 0.8, "pm10": 40.0}, ts))
     # The Cẩm Lệ river gauge.
     gauge = {"device": "wl-camle", "province": "48", "commune": CAM_LE}
-    points.append(Point("water", gauge, {"level": 2.1}, now - timedelta(minutes=5)))
+    points.append(Point("water", gauge, {"level": 2.1, "alarm": 2.0}, now - timedelta(minutes=5)))
     return points, scenario
 
 

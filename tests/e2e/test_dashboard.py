@@ -165,17 +165,19 @@ def test_clicking_a_commune_opens_its_panel(
 def test_url_preselects_unit_and_metric(
     page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
 ) -> None:
-    page.goto(f"{dashboard_url}/?unit={CAM_LE}&metric=water_level")
+    page.goto(f"{dashboard_url}/?unit={CAM_LE}&metric=flood_alarm")
     paths = wait_for_map(page)
 
     expect(page.locator(".panel-title")).to_have_text("Phường Cẩm Lệ, Thành phố Đà Nẵng")
     water_row = page.locator('.metric-row[data-metric="water_level"]')
     expect(water_row).to_contain_text("2,10 m")
-    expect(water_row).to_contain_text("Báo động II")
-    expect(page.locator('#metric-select input[value="water_level"]')).to_be_checked()
-    expect(page.locator(".legend-title")).to_have_text("Mực nước (m)")
+    expect(water_row.locator(".metric-band")).to_have_text("")  # a stage has no shared bands
+    alarm_row = page.locator('.metric-row[data-metric="flood_alarm"]')
+    expect(alarm_row).to_contain_text("Báo động II")
+    expect(page.locator('#metric-select input[value="flood_alarm"]')).to_be_checked()
+    expect(page.locator(".legend-title")).to_have_text("Cấp báo động lũ")
     by_code = {path["code"]: path for path in paths}
-    assert by_code[CAM_LE]["fill"] == rgb("#FF7E00")  # 2.10 m: báo động II
+    assert by_code[CAM_LE]["fill"] == rgb("#FF7E00")  # alarm 2: báo động II
     assert by_code[HAI_VAN]["fill"] == rgb(NO_DATA_COLOUR)  # no river gauge there
     assert page_log.console_errors == []
 
