@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 from alerts.state import NotifyKind, Transition
 from core.settings import AlertRule, Label, MetricSettings
+from core.text import format_number
+from core.text import format_shortest as format_threshold
 from core.types import Notification
 
 LOCAL_ZONE = "Asia/Ho_Chi_Minh"
@@ -91,22 +93,6 @@ class AlertContext:
     sender: str
     site_name: Label
     timezone: str = LOCAL_ZONE
-
-
-def format_number(value: float, decimals: int, lang: str) -> str:
-    """92.44 → "92,4" in Vietnamese (comma decimal, dot thousands), "92.4" in English."""
-    shown = f"{value:,.{decimals}f}"
-    if lang != "vi":
-        return shown
-    return shown.replace(",", "\0").replace(".", ",").replace("\0", ".")
-
-
-def format_threshold(value: float, lang: str) -> str:
-    """Only the decimals a threshold needs: 80 → "80", 2.5 → "2,5" (vi)."""
-    for decimals in range(7):
-        if abs(round(value, decimals) - value) < 1e-9:
-            return format_number(value, decimals, lang)
-    return format_number(value, 6, lang)
 
 
 def format_local_time(ts: datetime, timezone: str, lang: str, *, zone_label: bool = True) -> str:

@@ -76,22 +76,6 @@ def as_lang(value: object, default: Lang = "vi") -> Lang:
     return default
 
 
-def format_number(value: float, decimals: int, lang: str) -> str:
-    """35.25 → "35,3" in Vietnamese (comma decimal, dot thousands), "35.3" in English."""
-    shown = f"{value:,.{decimals}f}"
-    if lang == "en":
-        return shown
-    return shown.replace(",", "\0").replace(".", ",").replace("\0", ".")
-
-
-def format_limit(value: float, lang: str) -> str:
-    """A band limit with only the decimals it needs: 25 → "25", 1.5 → "1,5" (vi)."""
-    for decimals in range(7):
-        if abs(round(value, decimals) - value) < 1e-9:
-            return format_number(value, decimals, lang)
-    return format_number(value, 6, lang)
-
-
 def format_clock(ts: datetime, tz: ZoneInfo) -> str:
     """HH:MM:SS in the local time zone."""
     return ts.astimezone(tz).strftime("%H:%M:%S")

@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass
 
 from core.settings import Band, Label, MetricSettings
-from dashboard.i18n import format_limit, format_number, text
+from core.text import format_number
+from core.text import format_shortest as format_limit
+from dashboard.i18n import text
 
 NO_DATA_COLOUR = "#D0D0D0"
 # A metric declared without bands is drawn in one neutral colour.

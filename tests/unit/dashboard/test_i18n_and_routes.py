@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.text import format_number
+from core.text import format_shortest as format_limit
 from dashboard.i18n import (
     TEXTS,
     as_lang,
     format_clock,
-    format_limit,
-    format_number,
     format_when,
     text,
 )

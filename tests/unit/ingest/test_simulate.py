@@ -29,6 +29,7 @@ from ingest.simulate import (
 )
 from layers.geography import Geography
 from layers.registry import Device
+from tests.fixtures.geodata import three_level_raw
 
 REPO = Path(__file__).resolve().parents[3]
 HOANG_SA = "20333"
@@ -163,24 +164,7 @@ def test_river_gauges_sit_in_their_communes(
 def test_a_gauge_just_outside_every_unit_is_moved_inside_and_a_far_one_is_left_out() -> None:
     three_level = Geography.from_settings(
         parse_settings(
-            {
-                "hierarchy": {
-                    "levels": [
-                        {"name": "province", "code_length": 2, "label": {"vi": "T", "en": "P"}},
-                        {"name": "district", "code_length": 3, "label": {"vi": "H", "en": "D"}},
-                        {"name": "commune", "code_length": 5, "label": {"vi": "X", "en": "C"}},
-                    ],
-                    "units_file": "tests/data/three_level/units.csv",
-                },
-                "layers": {
-                    "boundaries": {
-                        "district": "tests/data/three_level/districts.geojson",
-                        "commune": "tests/data/three_level/communes.geojson",
-                    },
-                    "scope": None,
-                    "map_level": "district",
-                },
-            },
+            three_level_raw(map_level="district"),
             environ={},
             base_dir=REPO,
         )

@@ -12,6 +12,7 @@ import pytest
 from core.settings import Label, LevelSettings, load_settings, parse_settings
 from layers.geography import Geography
 from layers.levels import Hierarchy
+from tests.fixtures.geodata import three_level_raw
 
 REPO = Path(__file__).resolve().parents[3]
 THREE_LEVEL_DIR = REPO / "tests" / "data" / "three_level"
@@ -26,27 +27,7 @@ THREE_LEVELS = [
 ]
 
 
-def _three_level_raw(**layers: Any) -> dict[str, Any]:
-    """A settings tree for the three-level fixture; ``layers`` overrides the layers section."""
-    return {
-        "hierarchy": {
-            "levels": [
-                {"name": "province", "code_length": 2, "label": {"vi": "Tỉnh", "en": "Province"}},
-                {"name": "district", "code_length": 3, "label": {"vi": "Huyện", "en": "District"}},
-                {"name": "commune", "code_length": 5, "label": {"vi": "Xã", "en": "Commune"}},
-            ],
-            "units_file": "tests/data/three_level/units.csv",
-        },
-        "layers": {
-            "boundaries": {
-                "district": "tests/data/three_level/districts.geojson",
-                "commune": "tests/data/three_level/communes.geojson",
-            },
-            "scope": None,
-            "map_level": "commune",
-            **layers,
-        },
-    }
+_three_level_raw = three_level_raw
 
 
 @pytest.fixture(scope="session")
