@@ -128,13 +128,17 @@ def write_history(settings: Settings, store: Any, devices: list[Any], clock: Sys
     from ingest.simulate import reading_for
 
     rng = random.Random(settings.simulator.seed)
+    # the live simulator plays the pollution episode; the history is ordinary days
+    calm = settings.model_copy(
+        update={"simulator": settings.simulator.model_copy(update={"episode_commune": None})}
+    )
     now = clock.now()
     start = now - timedelta(hours=HISTORY_HOURS)
     points = []
     at = start
     while at < now:
         for device in devices:
-            payload = reading_for(device, at, rng, settings=settings)
+            payload = reading_for(device, at, rng, settings=calm)
             topic = f"city/{device.kind}/{device.device_id}"
             reading = decode(
                 topic,
