@@ -167,7 +167,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     from core.cli import stop_on_signals
     from core.db import make_engine
     from core.store import make_store
-    from dashboard.app import create_app, make_server
+    from dashboard.app import create_app, make_server, stop_server
     from ingest.broker import EmbeddedBroker
     from ingest.deadletter import SqlDeadLetterStore
     from ingest.simulate import Simulator, ensure_registry
@@ -238,7 +238,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
 
         dash_app = create_app(settings, store, geography, dead_letters=dead_letters)
         server = make_server(dash_app, settings.dashboard.host, settings.dashboard.port)
-        running.add("dashboard", server.close)
+        running.add("dashboard", lambda: stop_server(server))
         running.thread("dashboard", server.run)
 
         url = f"http://127.0.0.1:{settings.dashboard.port}/"

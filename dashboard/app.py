@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import dash
 import waitress
 from flask import Response, abort, request
+from waitress import wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from core.clock import SystemClock
@@ -204,6 +205,18 @@ def make_server(
     """A waitress server for ``app``, bound but not yet serving (port 0 picks a free one:
     read it from ``server.effective_port``). ``run()`` serves; ``close()`` stops."""
     return waitress.create_server(app.server, host=host, port=port, threads=threads)
+
+
+def stop_server(server: BaseWSGIServer | MultiSocketServer) -> None:
+    """Stop a server from :func:`make_server` so that ``run()`` returns: close the open
+    connections too (``BaseWSGIServer.close`` closes only the listening socket, and a
+    browser's keep-alive connection would keep ``run()`` serving)."""
+    if isinstance(server, MultiSocketServer):
+        server.close()
+        return
+    server.close()
+    server.task_dispatcher.shutdown(timeout=5)
+    wasyncore.close_all(server._map)
 
 
 def serve(app: dash.Dash, host: str, port: int) -> None:

@@ -26,7 +26,7 @@ from core.db import make_engine
 from core.settings import Settings, load_settings
 from core.store import SqliteStore
 from core.types import DeadLetter, Point
-from dashboard.app import create_app, make_server
+from dashboard.app import create_app, make_server, stop_server
 from ingest.deadletter import SqlDeadLetterStore
 from layers.geography import Geography
 
@@ -138,7 +138,7 @@ def scenario_and_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
                 )
             time.sleep(0.05)
     yield scenario, f"http://127.0.0.1:{port}"
-    server.close()
+    stop_server(server)
     thread.join(timeout=5)
     store.close()
     engine.dispose()

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from core.settings import Settings
 from core.store import SqliteStore
-from dashboard.app import create_app, make_server
+from dashboard.app import create_app, make_server, stop_server
 from layers.geography import Geography
 
 ASSETS = Path(__file__).resolve().parents[3] / "dashboard" / "assets"
@@ -152,3 +152,20 @@ def test_waitress_server_on_a_free_port(app: dash.Dash) -> None:
         server.close()
         thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_stop_server_returns_while_a_browser_keeps_a_connection_open(app: dash.Dash) -> None:
+    import socket
+
+    server = make_server(app, "127.0.0.1", 0)
+    port = server.effective_port  # type: ignore[union-attr]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as browser:
+        browser.sendall(
+            b"GET /geo/commune.json HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+        )
+        assert browser.recv(12).startswith(b"HTTP/1.1 200")
+        stop_server(server)
+        thread.join(timeout=5)
+        assert not thread.is_alive()
