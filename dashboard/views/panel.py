@@ -136,8 +136,8 @@ def trend_y_range(scale: BandScale, values: pd.Series) -> tuple[float, float]:
     """From the lowest band (or lower data) up to the limit of the highest band reached,
     so the bands around the data are visible and the line never touches the top."""
     data_low, data_high = float(values.min()), float(values.max())
-    bottom = min(scale.low, data_low)
-    above = [limit for limit in scale.limits if limit >= data_high]
+    bottom = min(max(scale.low, 0.0), data_low)  # start at 0 unless the data go below it
+    above = [limit for limit in scale.limits if limit > data_high]
     top = above[0] if above else data_high + 0.1 * max(data_high - bottom, scale.resolution)
     return bottom, max(top, bottom + scale.resolution)
 

@@ -116,6 +116,14 @@ def test_trend_range_above_the_last_band(settings: Settings) -> None:
     assert top > 400
 
 
+def test_trend_range_keeps_a_flat_line_off_the_top(settings: Settings) -> None:
+    alarm = band_scale(settings.metrics["flood_alarm"])
+    assert trend_y_range(alarm, pd.Series([0.0, 0.0])) == (0.0, 1.0)
+    assert trend_y_range(alarm, pd.Series([1.0, 2.0])) == (0.0, 2.0 + 0.1 * 2.0)
+    pm25 = band_scale(settings.metrics["pm25"])
+    assert trend_y_range(pm25, pd.Series([25.0])) == (0.0, 50.0)
+
+
 def test_panel_with_and_without_trend(settings: Settings, latest: pd.DataFrame) -> None:
     pm25 = settings.metrics["pm25"]
     rows = metric_rows(
