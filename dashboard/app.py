@@ -208,15 +208,21 @@ def make_server(
 
 
 def stop_server(server: BaseWSGIServer | MultiSocketServer) -> None:
-    """Stop a server from :func:`make_server` so that ``run()`` returns: close the open
-    connections too (``BaseWSGIServer.close`` closes only the listening socket, and a
-    browser's keep-alive connection would keep ``run()`` serving)."""
+    """Stop a running server from :func:`make_server` so that ``run()`` returns.
+
+    ``BaseWSGIServer.close`` closes only the listening socket: a browser's keep-alive
+    connection keeps ``run()`` serving. So every connection is closed too, and inside the
+    server's own loop thread (through its trigger): closing sockets from another thread
+    while the loop polls them fails with EBADF."""
     if isinstance(server, MultiSocketServer):
         server.close()
         return
-    server.close()
-    server.task_dispatcher.shutdown(timeout=5)
-    wasyncore.close_all(server._map)
+
+    def close_everything() -> None:
+        server.task_dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(server._map)
+
+    server.trigger.pull_trigger(close_everything)
 
 
 def serve(app: dash.Dash, host: str, port: int) -> None:
