@@ -191,7 +191,8 @@ def simulate(
         settings = settings.model_copy(
             update={"simulator": settings.simulator.model_copy(update=overrides)}
         )
-    from ingest.simulate import Simulator, ensure_registry
+    from ingest.demo_devices import ensure_registry
+    from ingest.simulate import Simulator
 
     geography = build_geography(settings)
     device_list = ensure_registry(settings, geography)

@@ -170,7 +170,8 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     from dashboard.app import create_app, make_server, stop_server
     from ingest.broker import EmbeddedBroker
     from ingest.deadletter import SqlDeadLetterStore
-    from ingest.simulate import Simulator, ensure_registry
+    from ingest.demo_devices import ensure_registry
+    from ingest.simulate import Simulator
     from ingest.worker import IngestWorker
     from layers.geography import Geography
 

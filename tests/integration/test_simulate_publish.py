@@ -21,7 +21,8 @@ from core.errors import RetryableError
 from core.settings import Settings, load_settings
 from ingest.broker import EmbeddedBroker, free_port
 from ingest.decode import decode
-from ingest.simulate import Simulator, make_demo_devices, topic_for
+from ingest.demo_devices import make_demo_devices
+from ingest.simulate import Simulator, topic_for
 from layers.geography import Geography
 from layers.registry import Device
 from tests.conftest import FakeClock

@@ -14,15 +14,19 @@ import pytest
 
 from core.settings import DevicesSettings, Settings, load_settings, parse_settings
 from ingest.decode import decode
-from ingest.simulate import (
+from ingest.demo_devices import (
+    ALARM_LEVELS_M,
     FIELDS_BY_KIND,
     WATER_STATIONS,
-    Scenario,
     WaterStation,
     ensure_registry,
-    epoch_ms,
     make_demo_devices,
     place_station,
+)
+from ingest.simulate import (
+    Scenario,
+    alarm_level,
+    epoch_ms,
     reading_for,
     topic_for,
     traffic_factor,
@@ -351,8 +355,6 @@ def test_bad_calls_are_refused_with_a_clear_error(devices: list[Device]) -> None
 
 
 def test_alarm_level_uses_each_stations_own_levels() -> None:
-    from ingest.simulate import ALARM_LEVELS_M, alarm_level
-
     cau_lau = ALARM_LEVELS_M["wl-caulau"]  # BĐ I 2.0, II 3.0, III 4.0
     assert [alarm_level(v, cau_lau) for v in (1.99, 2.0, 2.99, 3.0, 4.0, 5.62)] == [
         0,
