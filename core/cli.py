@@ -87,6 +87,53 @@ def build_engine(settings: Settings) -> Engine:
     return make_engine(settings.database.url, settings.base_dir)
 
 
+deadletter_app = typer.Typer(
+    help="Dead letters: messages that could not be ingested, kept with their reason.",
+    no_args_is_help=True,
+)
+app.add_typer(deadletter_app, name="deadletter")
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    config: ConfigOption = Path("config.yaml"),
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """Show the newest dead letters: when (local time), topic, reason, payload."""
+    settings = settings_or_exit(config)
+    from core.clock import to_local
+    from ingest.deadletter import SqlDeadLetterStore
+
+    store = SqlDeadLetterStore(build_engine(settings))
+    letters = store.recent(limit)
+    typer.echo(f"{store.count()} dead letters; newest {len(letters)}:")
+    for letter in letters:
+        when = to_local(letter.received_at).strftime("%d/%m/%Y %H:%M:%S")
+        payload = letter.payload[:120].decode("utf-8", errors="replace")
+        typer.echo(f"{when}  {letter.topic}  {letter.reason}\n    {payload!r}")
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    config: ConfigOption = Path("config.yaml"),
+    limit: Annotated[int, typer.Option(help="Replay at most this many, oldest first.")] = 1000,
+    topic: Annotated[str | None, typer.Option(help="Only topics starting with this.")] = None,
+) -> None:
+    """Publish dead letters to the broker again (after fixing their cause); each one is
+    deleted once the broker has it. Those still bad come back with their reason."""
+    settings = settings_or_exit(config)
+    from ingest.deadletter import SqlDeadLetterStore
+    from ingest.replay import replay
+
+    store = SqlDeadLetterStore(build_engine(settings))
+    try:
+        count = replay(settings, store, store.oldest(limit, topic_prefix=topic))
+    except RetryableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"replayed {count} dead letters to {settings.broker.host}:{settings.broker.port}")
+
+
 @app.command("check-config")
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Check a configuration file: print every problem and exit non-zero if there is one."""

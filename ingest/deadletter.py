@@ -6,6 +6,8 @@ reason, so an operator can see what a device sent and replay it once it is fixed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import (
     Column,
     Engine,
@@ -14,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
@@ -23,6 +26,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.db import UtcDateTime
 from core.errors import RetryableError
 from core.types import DeadLetter
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLetter:
+    """A dead letter with its row id, for an operator's replay or removal."""
+
+    id: int
+    letter: DeadLetter
+
 
 metadata = MetaData()
 
@@ -103,3 +115,31 @@ class SqlDeadLetterStore:
             )
             for row in rows
         ]
+
+    def oldest(self, limit: int = 100, *, topic_prefix: str | None = None) -> list[StoredLetter]:
+        """The oldest letters first (the order they arrived), for replay."""
+        query = select(dead_letters).order_by(dead_letters.c.id).limit(max(limit, 0))
+        if topic_prefix:
+            query = query.where(dead_letters.c.topic.startswith(topic_prefix, autoescape=True))
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"dead letters could not be read: {exc}") from exc
+        return [
+            StoredLetter(
+                row.id, DeadLetter(row.received_at, row.topic, bytes(row.payload), row.reason)
+            )
+            for row in rows
+        ]
+
+    def remove(self, ids: list[int]) -> int:
+        """Delete letters by id (after a successful replay); returns how many were deleted."""
+        if not ids:
+            return 0
+        try:
+            with self._engine.begin() as connection:
+                result = connection.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids)))
+                return int(result.rowcount)
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"dead letters could not be removed: {exc}") from exc

@@ -210,13 +210,13 @@ def topic_for(device: Device) -> str:
 PublisherFactory = Callable[[Settings], mqtt.Client]
 
 
-def make_publisher(settings: Settings) -> mqtt.Client:
+def make_publisher(settings: Settings, client_id: str | None = None) -> mqtt.Client:
     """The production client. MQTT 3.1.1: Mosquitto, EMQX and the embedded amqtt (no MQTT 5)
     all speak it, and publishing needs nothing MQTT 5 adds. A clean session is enough: paho
     itself re-sends unacknowledged QoS 1 messages after a reconnect."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=settings.simulator.client_id,
+        client_id=client_id or settings.simulator.client_id,
         protocol=MQTTProtocolVersion.MQTTv311,
         clean_session=True,
     )

@@ -67,3 +67,28 @@ def test_service_command_with_a_bad_config_stops_with_the_key(tmp_path: Path) ->
     result = run("ingest", env={"CITYOPS_INGEST__BATCH_SIZE": "0"})
     assert result.returncode == 2
     assert "config error: ingest.batch_size must be at least 1: 0" in result.stderr
+
+
+def test_deadletter_list_and_a_replay_that_cannot_reach_the_broker_keeps_them(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from core.db import make_engine
+    from core.types import DeadLetter
+    from ingest.deadletter import SqlDeadLetterStore
+
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    store = SqlDeadLetterStore(make_engine(url))
+    store.put(DeadLetter(datetime.now(UTC), "city/air/x", b'{"ts": "soon"}', "ts is not a time"))
+    env = {"CITYOPS_DATABASE__URL": url, "CITYOPS_BROKER__PORT": "1"}
+
+    listed = run("deadletter", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "1 dead letters" in listed.stdout
+    assert "city/air/x  ts is not a time" in listed.stdout
+
+    replayed = run("deadletter", "replay", env=env)
+    assert replayed.returncode == 1
+    assert "unreachable" in replayed.stderr
+    assert store.count() == 1  # nothing deleted when nothing was replayed

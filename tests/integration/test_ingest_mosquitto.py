@@ -315,3 +315,28 @@ def test_store_recovering_while_the_worker_runs_loses_nothing(rig: Rig) -> None:
     eventually(lambda: rig.count("water", "level") == 3, "the kept batch written on retry")
     eventually(lambda: worker.stats.pending == 0, "acknowledged after the write")
     dead.close()
+
+
+def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored(rig: Rig) -> None:
+    from ingest.replay import replay
+
+    worker = rig.worker()
+    ts = now_ms()
+    rig.publish("city/air/aq-new", {"ts": ts, "pm25": 42.0})
+    eventually(lambda: rig.dead_letters.count() == 1, "the unknown device is dead-lettered")
+    assert "aq-new" in rig.dead_letters.recent(1)[0].reason
+    worker.stop()
+
+    # The operator registers the device, restarts ingest and replays the dead letters.
+    registry = rig.settings.path(rig.settings.devices.registry)
+    registry.write_text(REGISTRY + "aq-new,air,Trạm mới,108.2208,16.0678\n", encoding="utf-8")
+    rig.devices = read_registry(registry, rig.geography)
+    rig.worker()
+    assert replay(rig.settings, rig.dead_letters, rig.dead_letters.oldest()) == 1
+    assert rig.dead_letters.count() == 0
+
+    query = "SELECT pm25, commune FROM air WHERE device = 'aq-new'"
+    eventually(lambda: bool(rig.rows(query)), "the replayed reading is stored")
+    (row,) = rig.rows(query)
+    assert (row["pm25"], row["commune"]) == (42.0, "20242")
+    assert rig.dead_letters.count() == 0  # it did not come back
