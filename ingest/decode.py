@@ -99,7 +99,9 @@ def parse_ts(value: Any, *, now: datetime, max_clock_skew_s: int) -> datetime:
             ts = EPOCH + timedelta(milliseconds=value)
         except OverflowError as exc:
             raise DecodeError(f"ts {value} is out of range for epoch milliseconds") from exc
-        if ts < MIN_TS and value > 0 and EPOCH + timedelta(seconds=value) >= MIN_TS:
+        # epoch seconds read as milliseconds land in 1970; the hint must not itself overflow
+        as_seconds_year = 1970 + value / (365.25 * 86400)
+        if ts < MIN_TS and value > 0 and MIN_TS.year <= as_seconds_year < 9999:
             raise DecodeError(
                 f"ts {value} is before {MIN_TS:%Y-%m-%d}: epoch seconds instead of milliseconds?"
             )
