@@ -27,7 +27,8 @@ from core.ports import Store
 from core.settings import InfluxSettings
 from core.store import InfluxStore, SqliteStore
 from core.types import MetricRef, Point, UnitRef
-from tests.fixtures.influxd import free_port, influxd_config
+from tests.fixtures.influxd import influxd_config
+from tests.fixtures.process import free_port
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 STEP = timedelta(seconds=5)

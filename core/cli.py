@@ -162,14 +162,25 @@ def ingest(config: ConfigOption = Path("config.yaml"), verbose: bool = False) ->
     setup_logging(verbose)
     settings = settings_or_exit(config)
     from ingest.deadletter import SqlDeadLetterStore
+    from ingest.spool import SpoolInUseError, open_spool
     from ingest.worker import IngestWorker
     from layers.registry import read_registry
 
     geography = build_geography(settings)
     devices = read_registry(settings.path(settings.devices.registry), geography)
+    try:
+        spool = open_spool(settings)
+    except SpoolInUseError as exc:
+        typer.echo(f"cityops ingest: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     store = build_store(settings)
     worker = IngestWorker(
-        settings, store, devices, geography, SqlDeadLetterStore(build_engine(settings))
+        settings,
+        store,
+        devices,
+        geography,
+        SqlDeadLetterStore(build_engine(settings)),
+        spool=spool,
     )
     try:
         worker.run_forever(stop_on_signals())

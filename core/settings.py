@@ -228,6 +228,9 @@ class IngestSettings(_Section):
     max_clock_skew_s: Annotated[int, Field(ge=0)] = (
         600  # a reading further in the future is refused
     )
+    # Batches the store cannot take go here (and their messages are acknowledged); None = off.
+    spool_dir: str | None = "var/spool"
+    spool_max_mb: Annotated[int, Field(ge=1)] = 1024
 
     @field_validator("qos", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from ingest.worker import IngestWorker
 from layers.geography import Geography
 from layers.registry import Device
 from tests.conftest import REPO
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +38,6 @@ HAI_CHAU = Device(
     "20242",
     {"province": "48", "commune": "20242"},
 )
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"not within {WAIT_S} s: {what}")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from layers.registry import Device, read_registry
 from tests.conftest import REPO
 from tests.fixtures.influxd import InfluxServer, free_port
 from tests.fixtures.mosquitto import MosquittoServer
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +43,6 @@ aq-hc1,air,Trạm quan trắc không khí Phường Hải Châu 1,108.2208,16.06
 aq-hc2,air,Trạm quan trắc không khí Phường Hải Châu 2,108.2210,16.0680
 wl-camle,water,Trạm thủy văn Cẩm Lệ,108.2075,16.0186
 """
-
-
-def eventually(check: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"not within {timeout_s} s: {what}")
 
 
 def now_ms() -> int:

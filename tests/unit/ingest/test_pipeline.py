@@ -17,7 +17,7 @@ from core.settings import Settings, parse_settings
 from core.types import DeadLetter, Point
 from ingest.enrich import Enricher
 from ingest.mqtt import Delivery
-from ingest.worker import IngestPipeline
+from ingest.pipeline import IngestPipeline
 from layers.registry import Device
 from tests.conftest import FakeClock
 

@@ -1,0 +1,330 @@
+"""The ingest pipeline: decode → enrich → batch → store, bad input → dead-letter.
+
+At-least-once: a message is acknowledged only after its batch is in the store, in the
+local disk spool (fsync'd, when one is given), or kept in dead-letter. While the store is
+down, batches go to the spool and are acknowledged; while the spool holds batches, new
+ones go there too (order), and the oldest is written back one per round, with backoff.
+Without a spool, or when it is full, the batch is kept and retried with backoff,
+unacknowledged; the broker holds the rest (persistent session, receive maximum =
+``ingest.max_in_flight``) and delivers again whatever was not acknowledged when we
+reconnect. Writes are idempotent (timestamp from the device), so a redelivery never
+duplicates a point.
+
+:class:`IngestPipeline` is the logic, with no network; :class:`ingest.worker.IngestWorker`
+drives it and the MQTT adapter from one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from core.errors import DecodeError, PermanentError, RetryableError
+from core.ports import Clock, DeadLetterStore, Store
+from core.settings import Settings
+from core.types import DeadLetter, Point
+from ingest.batch import AckSequencer, Backoff, Batcher
+from ingest.decode import decode
+from ingest.enrich import Enricher
+from ingest.mqtt import Delivery
+from ingest.spool import DiskSpool, SpoolFullError, drain_oldest
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("cityops.ingest")
+
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 30.0
+POLL_MAX_S = 0.1
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    seq: int
+    delivery: Delivery
+    points: Sequence[Point] = ()
+
+
+class IngestPipeline:
+    """Decides what happens to each delivery and when it may be acknowledged.
+
+    ``ack`` sends the acknowledgement (returns False when the delivering connection is gone;
+    the broker then redelivers). Called from one thread only."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        enricher: Enricher,
+        dead_letters: DeadLetterStore,
+        ack: Callable[[Delivery], bool],
+        *,
+        clock: Clock,
+        retry_first_s: float = RETRY_FIRST_S,
+        retry_max_s: float = RETRY_MAX_S,
+        spool: DiskSpool | None = None,
+    ) -> None:
+        self._ingest = settings.ingest
+        self._store = store
+        self._enricher = enricher
+        self._dead_letters = dead_letters
+        self._ack = ack
+        self._clock = clock
+        self._batcher: Batcher[_Message] = Batcher(
+            self._ingest.batch_size, self._ingest.flush_interval_s
+        )
+        self._sequencer: AckSequencer[int] = AckSequencer()
+        self._in_flight: dict[int, Delivery] = {}
+        self._unwritten: list[_Message] = []  # a batch the store refused for now, oldest first
+        self._write_backoff = Backoff(retry_first_s, retry_max_s)
+        self._letters_waiting: list[tuple[DeadLetter, _Message]] = []
+        self._letter_backoff = Backoff(retry_first_s, retry_max_s)
+        self._next_seq = 0
+        self._over_limit = False
+        self._spool = spool
+        self._spool_full = False  # the last append did not fit; wait for a drained batch
+        self.received = self.stored = self.dead_lettered = self.write_errors = 0
+        self.spooled = 0
+        self.acks_skipped = 0  # acks not sent because the connection changed
+
+    @property
+    def pending(self) -> int:
+        return len(self._sequencer)
+
+    @property
+    def spool(self) -> DiskSpool | None:
+        return self._spool
+
+    @property
+    def _spooling(self) -> bool:
+        """The spool holds batches: new ones queue behind them, in order."""
+        return self._spool is not None and self._spool.batches > 0
+
+    # -- input -------------------------------------------------------------------------
+
+    def receive(self, delivery: Delivery) -> None:
+        """Called for every MQTT message (inside the network loop: no store I/O here)."""
+        self._next_seq += 1
+        message = _Message(self._next_seq, delivery)
+        self.received += 1
+        self._sequencer.received(message.seq)
+        self._in_flight[message.seq] = delivery
+        self._watch_in_flight()
+        now = self._clock.now()
+        try:
+            reading = decode(
+                delivery.topic,
+                delivery.payload,
+                now=now,
+                max_clock_skew_s=self._ingest.max_clock_skew_s,
+            )
+            points = self._enricher.points_for(reading)
+        except DecodeError as exc:
+            self._dead_letter(message, exc.reason)
+            return
+        except Exception as exc:  # a bug must cost one message (kept), not the stream
+            log.exception("decoding %s failed unexpectedly", delivery.topic)
+            self._dead_letter(message, f"internal error while decoding: {exc!r}")
+            return
+        self._batcher.add(points, _Message(message.seq, delivery, points), now)
+
+    def _watch_in_flight(self) -> None:
+        # The broker enforces the limit through MQTT 5 receive maximum; a 3.1.1 broker may not.
+        over = self.pending > self._ingest.max_in_flight
+        if over and not self._over_limit:
+            log.warning(
+                "%d messages unacknowledged, more than ingest.max_in_flight = %d",
+                self.pending,
+                self._ingest.max_in_flight,
+            )
+        self._over_limit = over
+
+    # -- time-driven work --------------------------------------------------------------
+
+    def seconds_until_due(self, now: datetime) -> float | None:
+        """How long the caller may wait before :meth:`step` has work; None = only on input."""
+        if self._spooling and (
+            self._write_backoff.retry_at is None or (self._unwritten and not self._spool_full)
+        ):
+            return 0.0  # a spooled batch to drain, or a batch to append behind them
+        moments = [
+            backoff.retry_at
+            for backoff, waiting in (
+                (self._write_backoff, self._unwritten or self._spooling),
+                (self._letter_backoff, self._letters_waiting),
+            )
+            if waiting and backoff.retry_at is not None
+        ]
+        oldest = self._batcher.oldest_at()
+        if oldest is not None and not self._unwritten:
+            if self._batcher.due(now):
+                return 0.0
+            moments.append(oldest + self._batcher.max_age)
+        if not moments:
+            return None
+        return max(0.0, (min(moments) - now).total_seconds())
+
+    def step(self) -> None:
+        """Write a due batch, retry what waits for the store or the dead-letter database."""
+        now = self._clock.now()
+        if self._letters_waiting and self._letter_backoff.ready(now):
+            self._retry_letters(now)
+        if not self._unwritten and self._batcher.due(now):
+            self._unwritten = self._batcher.take()[1]
+        spooling = self._spooling
+        if self._unwritten and (
+            not self._spool_full if spooling else self._write_backoff.ready(now)
+        ):
+            self._write(now)
+        if spooling and self._write_backoff.ready(now):
+            self._drain_spool(now)
+
+    def drain(self) -> None:
+        """On stop: one attempt to store (or spool) everything waiting; the rest stays
+        unacknowledged."""
+        now = self._clock.now()
+        if self._letters_waiting:
+            self._retry_letters(now)
+        while True:
+            if not self._unwritten:
+                self._unwritten = self._batcher.take()[1]
+            if not self._unwritten or not self._write(now):
+                return
+
+    # -- store -------------------------------------------------------------------------
+
+    def _write(self, now: datetime) -> bool:
+        """Write the unwritten batch; True when it is done (stored, spooled, dead-lettered)."""
+        batch = self._unwritten
+        if self._spooling:
+            return self._to_spool()
+        points = [point for message in batch for point in message.points]
+        try:
+            self._store.write(points)
+        except PermanentError as exc:
+            log.warning("store refused part of a batch (%s); writing message by message", exc)
+            return self._write_one_by_one(now)
+        except RetryableError as exc:
+            return self._write_failed(now, str(exc))
+        except Exception as exc:  # an adapter bug: keep the batch, as for RetryableError
+            log.exception("store write failed unexpectedly")
+            return self._write_failed(now, repr(exc))
+        self._write_backoff.succeeded()
+        self._unwritten = []
+        self.stored += len(batch)
+        for message in batch:
+            self._finished(message)
+        return True
+
+    def _write_one_by_one(self, now: datetime) -> bool:
+        while self._unwritten:
+            message = self._unwritten[0]
+            try:
+                self._store.write(message.points)
+            except PermanentError as exc:
+                self._unwritten.pop(0)
+                self._dead_letter(message, f"store refused the reading: {exc}")
+                continue
+            except RetryableError as exc:
+                return self._write_failed(now, str(exc))
+            self._unwritten.pop(0)
+            self.stored += 1
+            self._finished(message)
+        self._write_backoff.succeeded()
+        return True
+
+    def _write_failed(self, now: datetime, why: str) -> bool:
+        """Count the failure, then spool the batch; True when it is in the spool."""
+        self.write_errors += 1
+        delay = self._write_backoff.failed(now)
+        count = len(self._unwritten)
+        if self._spool is not None and self._to_spool():
+            log.warning("store write of %d messages failed (%s); spooled to disk", count, why)
+            return True
+        log.warning(
+            "store write of %d messages failed (%s); kept unacknowledged, retry in %.1f s",
+            count,
+            why,
+            delay,
+        )
+        return False
+
+    # -- disk spool --------------------------------------------------------------------
+
+    def _to_spool(self) -> bool:
+        """Append the unwritten batch to the spool and acknowledge it; False if it did not fit
+        (or the disk failed): then it stays unacknowledged and the broker keeps the rest."""
+        assert self._spool is not None
+        batch = self._unwritten
+        try:
+            self._spool.append([point for message in batch for point in message.points])
+        except (SpoolFullError, OSError) as exc:
+            if not self._spool_full:
+                log.warning("cannot spool a batch (%s); kept unacknowledged", exc)
+            self._spool_full = True
+            return False
+        self._spool_full = False
+        self._unwritten = []
+        self.spooled += len(batch)
+        for message in batch:
+            self._finished(message)
+        return True
+
+    def _drain_spool(self, now: datetime) -> None:
+        """Write the oldest spooled batch to the store (one per round: input keeps flowing)."""
+        assert self._spool is not None
+        try:
+            self.dead_lettered += drain_oldest(self._spool, self._store, self._dead_letters, now)
+        except Exception as exc:  # the batch stays on disk and is retried
+            self.write_errors += 1
+            delay = self._write_backoff.failed(now)
+            bug = not isinstance(exc, RetryableError)
+            log.warning("spooled batch not stored (%r); retry in %.1f s", exc, delay, exc_info=bug)
+            return
+        self._spool_full = False  # room again: a waiting batch may follow
+        self._write_backoff.succeeded()
+
+    # -- dead letters ------------------------------------------------------------------
+
+    def _dead_letter(self, message: _Message, reason: str) -> None:
+        delivery = message.delivery
+        letter = DeadLetter(delivery.received_at, delivery.topic, delivery.payload, reason)
+        log.info("dead letter from %s: %s", delivery.topic, reason)
+        if self._letters_waiting:  # keep their order: the database is known to be down
+            self._letters_waiting.append((letter, message))
+            return
+        try:
+            self._dead_letters.put(letter)
+        except RetryableError as exc:
+            self._letters_waiting.append((letter, message))
+            delay = self._letter_backoff.failed(self._clock.now())
+            log.warning("dead letter not stored (%s); retry in %.1f s", exc, delay)
+            return
+        self.dead_lettered += 1
+        self._finished(message)
+
+    def _retry_letters(self, now: datetime) -> None:
+        while self._letters_waiting:
+            letter, message = self._letters_waiting[0]
+            try:
+                self._dead_letters.put(letter)
+            except RetryableError as exc:
+                delay = self._letter_backoff.failed(now)
+                log.warning("dead letters still not stored (%s); retry in %.1f s", exc, delay)
+                return
+            self._letters_waiting.pop(0)
+            self.dead_lettered += 1
+            self._finished(message)
+        self._letter_backoff.succeeded()
+
+    # -- acknowledgement ---------------------------------------------------------------
+
+    def _finished(self, message: _Message) -> None:
+        for seq in self._sequencer.done(message.seq):
+            if not self._ack(self._in_flight.pop(seq)):
+                self.acks_skipped += 1
