@@ -211,9 +211,13 @@ def peak_rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def worker_process(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(config: Path, log_path: Path, profile: Path | None = None
+                   ) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+    command = [CITYOPS, "ingest", "--config", str(config)]
+    if profile is not None:  # the stats are written when the worker stops (SIGTERM)
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command]
     with log_path.open("wb") as log:
-        process = subprocess.Popen([CITYOPS, "ingest", "--config", str(config)],
+        process = subprocess.Popen(command,
                                    stdout=log, stderr=log, cwd=config.parent)  # fmt: skip
     try:
         wait_for(lambda: "MQTT connected" in log_path.read_text(errors="replace")
@@ -237,7 +241,8 @@ def stored_count(influx_url: str) -> int:
 
 
 def measure_worker(root: Path, port: int, influx_url: str, registry: Path,
-                   workload: list[tuple[str, bytes]]) -> Row:  # fmt: skip
+                   workload: list[tuple[str, bytes]], profile: Path | None = None
+                   ) -> Row:  # fmt: skip
     config = worker_config(root, port, influx_url, registry)
     with worker_process(config, root / "worker-1.log") as idle:
         time.sleep(1.0)  # subscribed; the idle cost is the baseline taken off the CPU time
@@ -245,7 +250,7 @@ def measure_worker(root: Path, port: int, influx_url: str, registry: Path,
     publish_s = publish(port, workload)
     print(f"  worker: backlog published in {publish_s:.1f} s", flush=True)
     total = len(workload)
-    with worker_process(config, root / "worker-2.log") as worker:
+    with worker_process(config, root / "worker-2.log", profile) as worker:
         began = time.perf_counter()
         wait_for(lambda: stored_count(influx_url) >= total, f"{total} points in InfluxDB",
                  PHASE_TIMEOUT_S, POLL_S)  # fmt: skip
@@ -294,7 +299,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--no-results", action="store_true", help="Do not write RESULTS.md.")
+    parser.add_argument("--profile", type=Path, help="cProfile the measured worker into this file "
+                        "(slower: implies --no-results).")  # fmt: skip
     args = parser.parse_args()
+    if args.profile is not None:
+        args.no_results = True
     settings = load_settings(REPO / "config.yaml")
     devices = make_demo_devices(Geography.from_settings(settings), air_devices=args.devices,
                                 water_stations=False, seed=2025)  # fmt: skip
@@ -307,7 +316,8 @@ def main() -> None:
         write_registry(root / "devices.csv", devices)
         with private_mosquitto(root) as port, private_influxd(root) as influx_url:
             rows = [measure_limit(port, workload)]
-            rows.append(measure_worker(root, port, influx_url, root / "devices.csv", workload))
+            rows.append(measure_worker(root, port, influx_url, root / "devices.csv", workload,
+                                       args.profile))  # fmt: skip
     cells = table(rows)
     widths = [max(len(row[column]) for row in cells) for column in range(len(cells[0]))]
     for row in cells:

@@ -8,12 +8,18 @@ and a stale one is never acknowledged: the broker delivers it again after the re
 
 MQTT 5 first (session expiry, receive maximum as back-pressure); a broker that only
 speaks 3.1.1 (amqtt, the embedded demo broker) gets a 3.1.1 persistent session instead.
+
+The client is :class:`ingest.fastmqtt.BufferedClient` (chunked reads, batched PUBACKs) and
+this class drives it with its own ``select``: one network round reads and handles every
+whole packet that has arrived, not one packet per round as ``Client.loop()`` does.
+Acknowledgements collect during a round and go out together in :meth:`MqttSource.flush_acks`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import select
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from core.clock import SystemClock
 from core.ports import Clock
 from core.settings import Settings
+from ingest.fastmqtt import BufferedClient
 from ingest.topics import subscription_filters
 
 log = logging.getLogger("cityops.ingest")
@@ -46,20 +53,20 @@ class ClientFactory(Protocol):
 
     def __call__(
         self, settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
-    ) -> mqtt.Client: ...
+    ) -> BufferedClient: ...
 
 
 def make_client(
     settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
-) -> mqtt.Client:
+) -> BufferedClient:
     """The production client: manual acks, credentials and TLS from ``settings.broker``."""
-    persistent_v3 = {} if protocol == MQTTProtocolVersion.MQTTv5 else {"clean_session": False}
-    client = mqtt.Client(
+    v5 = protocol == MQTTProtocolVersion.MQTTv5
+    client = BufferedClient(
         CallbackAPIVersion.VERSION2,
         client_id=settings.ingest.client_id,
         protocol=protocol,
         manual_ack=True,
-        **persistent_v3,  # type: ignore[arg-type]
+        clean_session=None if v5 else False,  # MQTT 5: clean_start=False at connect instead
     )
     broker = settings.broker
     if broker.username is not None:
@@ -114,7 +121,8 @@ class MqttSource:
             if settings.broker.protocol == "3.1.1"
             else MQTTProtocolVersion.MQTTv5
         )
-        self._client: mqtt.Client | None = None
+        self._client: BufferedClient | None = None
+        self._round_at = self._clock.now()  # when the current network round began
         self._connection = 0
         self._connected = False
         self._subscribed = False
@@ -149,8 +157,9 @@ class MqttSource:
         """Build the client; the first poll connects. Connects nothing by itself."""
         self._client = self._build(self._protocol)
 
-    def _build(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
+    def _build(self, protocol: MQTTProtocolVersion) -> BufferedClient:
         client = self._client_factory(self._settings, protocol)
+        client.on_raw_publish = self._guarded("on_message", self._handle_raw_publish)
         client.on_connect = self._guarded("on_connect", self._handle_connect)
         client.on_disconnect = self._guarded("on_disconnect", self._handle_disconnect)
         client.on_subscribe = self._guarded("on_subscribe", self._handle_subscribe)
@@ -175,7 +184,7 @@ class MqttSource:
             client, timeout_s
         ):
             return
-        rc = client.loop(timeout=timeout_s)
+        rc = self._network_round(client, timeout_s)
         if self._downgrade:
             self._downgrade_to_v311("it answered 'unsupported protocol version'")
         elif rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -184,13 +193,23 @@ class MqttSource:
             self._no_connack()
 
     def ack(self, delivery: Delivery) -> bool:
-        """PUBACK one message if its connection is still the current one."""
+        """Acknowledge one message if its connection is still the current one. A QoS 1
+        PUBACK is sent with the others of this round by :meth:`flush_acks`."""
         if delivery.qos == 0:
             return True
         if not self._connected or delivery.connection != self._connection:
             return False
-        rc = self._require_client().ack(delivery.mid, delivery.qos)
-        return rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        client = self._require_client()
+        if delivery.qos == 1:
+            client.queue_puback(delivery.mid)
+            return True
+        client.flush_pubacks()  # QoS 2: PUBCOMP through paho, after the PUBACKs before it
+        return client.ack(delivery.mid, delivery.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def flush_acks(self) -> None:
+        """Send the PUBACKs collected since the last flush, in order, in one write."""
+        if self._client is not None:
+            self._client.flush_pubacks()
 
     def close(self, timeout_s: float = DISCONNECT_TIMEOUT_S) -> None:
         """Send what is queued (PUBACKs), then DISCONNECT; the broker keeps the session."""
@@ -198,6 +217,7 @@ class MqttSource:
         if client is None:
             return
         if client.socket() is not None:
+            client.flush_pubacks()
             client.disconnect()
             deadline = time.monotonic() + timeout_s
             while client.socket() is not None and time.monotonic() < deadline:
@@ -207,12 +227,38 @@ class MqttSource:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _require_client(self) -> mqtt.Client:
+    def _network_round(self, client: BufferedClient, timeout_s: float) -> MQTTErrorCode:
+        """Wait up to ``timeout_s`` for the socket, then read and handle everything that has
+        arrived, write what is queued and keep the connection alive (keepalive pings)."""
+        sock = client.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        pending = getattr(sock, "pending", None)  # TLS may hold bytes select cannot see
+        tls_pending = pending is not None and pending() > 0
+        writing = [sock] if client.want_write() else []
+        try:
+            readable, _, _ = select.select([sock], writing, [], 0.0 if tls_pending else timeout_s)
+        except (OSError, ValueError, TypeError):  # closed under us
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        self._round_at = self._clock.now()
+        if readable or tls_pending:
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+            if client.socket() is None:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if client.want_write():
+            rc = client.loop_write()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        return client.loop_misc()
+
+    def _require_client(self) -> BufferedClient:
         if self._client is None:
             raise RuntimeError("MqttSource.open() was not called")
         return self._client
 
-    def _try_connect(self, client: mqtt.Client, timeout_s: float) -> bool:
+    def _try_connect(self, client: BufferedClient, timeout_s: float) -> bool:
         wait = self._reconnect_at - time.monotonic()
         if wait > 0:
             time.sleep(min(wait, timeout_s))
@@ -343,6 +389,14 @@ class MqttSource:
             log.error("MQTT broker refused subscriptions: %s", "; ".join(refused))
             return
         self._subscribed = True
+
+    def _handle_raw_publish(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+        """A QoS 0/1 PUBLISH from the buffered reader (no MQTTMessage is built)."""
+        try:
+            text = topic.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "(topic is not UTF-8)"  # decode refuses it; the payload is still kept
+        self._on_delivery(Delivery(text, payload, mid, qos, self._round_at, self._connection))
 
     def _handle_message(
         self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage

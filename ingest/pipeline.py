@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ log = logging.getLogger("cityops.ingest")
 
 RETRY_FIRST_S = 0.25
 RETRY_MAX_S = 30.0
+WRITE_POLL_S = 0.002  # how often the loop looks at a write running on the writer thread
 POLL_MAX_S = 0.1
 STOP_TIMEOUT_S = 30.0
 
@@ -68,6 +70,7 @@ class IngestPipeline:
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
         spool: DiskSpool | None = None,
+        writer: Executor | None = None,
     ) -> None:
         self._ingest = settings.ingest
         self._store = store
@@ -88,6 +91,9 @@ class IngestPipeline:
         self._over_limit = False
         self._spool = spool
         self._spool_full = False  # the last append did not fit; wait for a drained batch
+        # With a writer (one thread), a batch is written while the next one is received.
+        self._writer = writer
+        self._writing: Future[None] | None = None
         self.received = self.stored = self.dead_lettered = self.write_errors = 0
         self.spooled = 0
         self.acks_skipped = 0  # acks not sent because the connection changed
@@ -148,6 +154,8 @@ class IngestPipeline:
 
     def seconds_until_due(self, now: datetime) -> float | None:
         """How long the caller may wait before :meth:`step` has work; None = only on input."""
+        if self._writing is not None:
+            return 0.0 if self._writing.done() else WRITE_POLL_S
         if self._spooling and (
             self._write_backoff.retry_at is None or (self._unwritten and not self._spool_full)
         ):
@@ -174,6 +182,11 @@ class IngestPipeline:
         now = self._clock.now()
         if self._letters_waiting and self._letter_backoff.ready(now):
             self._retry_letters(now)
+        if self._writing is not None:
+            if not self._writing.done():
+                return  # the batch is on its way; the next one keeps filling
+            self._write_finished(now, self._writing.exception())
+            self._writing = None
         if not self._unwritten and self._batcher.due(now):
             self._unwritten = self._batcher.take()[1]
         spooling = self._spooling
@@ -190,53 +203,85 @@ class IngestPipeline:
         now = self._clock.now()
         if self._letters_waiting:
             self._retry_letters(now)
+        if self._writing is not None:
+            exc = self._writing.exception()  # waits for the write under way
+            self._writing = None
+            if not self._write_finished(now, exc):
+                return
         while True:
             if not self._unwritten:
                 self._unwritten = self._batcher.take()[1]
-            if not self._unwritten or not self._write(now):
+            if not self._unwritten or not self._write(now, wait=True):
                 return
 
     # -- store -------------------------------------------------------------------------
 
-    def _write(self, now: datetime) -> bool:
-        """Write the unwritten batch; True when it is done (stored, spooled, dead-lettered)."""
-        batch = self._unwritten
+    def _write(self, now: datetime, *, wait: bool = False) -> bool:
+        """Write the unwritten batch; True when it is done (stored, spooled, dead-lettered).
+        With a writer and not ``wait``, start the write and return False: :meth:`step`
+        finishes it when the writer is done."""
         if self._spooling:
             return self._to_spool()
-        points = [point for message in batch for point in message.points]
+        points = [point for message in self._unwritten for point in message.points]
+        if self._writer is not None and not wait:
+            self._writing = self._writer.submit(self._store.write, points)
+            return False
         try:
             self._store.write(points)
-        except PermanentError as exc:
-            log.warning("store refused part of a batch (%s); writing message by message", exc)
-            return self._write_one_by_one(now)
-        except RetryableError as exc:
+        except Exception as exc:
+            return self._write_finished(now, exc)
+        return self._write_finished(now, None)
+
+    def _write_finished(self, now: datetime, exc: BaseException | None) -> bool:
+        """What the store said about the unwritten batch; True when it is done."""
+        if exc is None:
+            self._write_backoff.succeeded()
+            self._stored(self._unwritten)
+            self._unwritten = []
+            return True
+        if isinstance(exc, PermanentError):
+            log.warning("store refused part of a batch (%s); finding the refused by halves", exc)
+            return self._write_by_halves(now, exc)
+        if isinstance(exc, RetryableError):
             return self._write_failed(now, str(exc))
-        except Exception as exc:  # an adapter bug: keep the batch, as for RetryableError
-            log.exception("store write failed unexpectedly")
-            return self._write_failed(now, repr(exc))
-        self._write_backoff.succeeded()
+        # an adapter bug: keep the batch, as for RetryableError
+        log.error("store write failed unexpectedly", exc_info=exc)
+        return self._write_failed(now, repr(exc))
+
+    def _write_by_halves(self, now: datetime, refused: PermanentError) -> bool:
+        """The store refused some messages of the batch (and, like InfluxDB, may have kept
+        the rest: writing a point again is harmless). Write halves of halves until each
+        refused message stands alone: about log2(batch) writes per refused message instead
+        of one write per message."""
+        if len(self._unwritten) == 1:
+            self._dead_letter(self._unwritten.pop(), f"store refused the reading: {refused}")
+            self._write_backoff.succeeded()
+            return True
+        middle = len(self._unwritten) // 2
+        stack = [self._unwritten[middle:], self._unwritten[:middle]]  # first half on top
+        while stack:
+            group = stack.pop()
+            try:
+                self._store.write([point for message in group for point in message.points])
+            except PermanentError as exc:
+                if len(group) == 1:
+                    self._dead_letter(group[0], f"store refused the reading: {exc}")
+                else:
+                    middle = len(group) // 2
+                    stack += [group[middle:], group[:middle]]
+                continue
+            except Exception as exc:  # the store went away meanwhile: keep the rest, in order
+                self._unwritten = group + [message for rest in reversed(stack) for message in rest]
+                return self._write_failed(now, str(exc))
+            self._stored(group)
         self._unwritten = []
-        self.stored += len(batch)
-        for message in batch:
-            self._finished(message)
+        self._write_backoff.succeeded()
         return True
 
-    def _write_one_by_one(self, now: datetime) -> bool:
-        while self._unwritten:
-            message = self._unwritten[0]
-            try:
-                self._store.write(message.points)
-            except PermanentError as exc:
-                self._unwritten.pop(0)
-                self._dead_letter(message, f"store refused the reading: {exc}")
-                continue
-            except RetryableError as exc:
-                return self._write_failed(now, str(exc))
-            self._unwritten.pop(0)
-            self.stored += 1
+    def _stored(self, messages: Sequence[_Message]) -> None:
+        self.stored += len(messages)
+        for message in messages:
             self._finished(message)
-        self._write_backoff.succeeded()
-        return True
 
     def _write_failed(self, now: datetime, why: str) -> bool:
         """Count the failure, then spool the batch; True when it is in the spool."""

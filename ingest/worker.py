@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,8 @@ class IngestWorker:
         spool: DiskSpool | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        # One thread writes a batch to the store while this one receives the next.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="cityops-store")
         self._source = MqttSource(
             settings, self._receive, client_factory=client_factory, clock=self._clock
         )
@@ -75,6 +78,7 @@ class IngestWorker:
             retry_first_s=retry_first_s,
             retry_max_s=retry_max_s,
             spool=spool,
+            writer=self._writer,
         )
         self._stop_requested = threading.Event()
         self._ready = threading.Event()
@@ -129,6 +133,7 @@ class IngestWorker:
             try:
                 self._pipeline.drain()
             finally:
+                self._writer.shutdown(wait=True)
                 self._source.close()
                 self._ready.clear()
                 if (spool := self._pipeline.spool) is not None:
@@ -146,6 +151,7 @@ class IngestWorker:
             else:
                 self._ready.clear()
             self._pipeline.step()
+            self._source.flush_acks()  # this round's PUBACKs, in order, in one write
         except Exception:  # a bug in one round must not end ingest
             log.exception("ingest loop round failed")
             time.sleep(1.0)
