@@ -42,6 +42,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.bench_store import private_influxd
+from bench.results import markdown_table, write_section
 from core.settings import load_settings
 from ingest.demo_devices import make_demo_devices
 from layers.geography import Geography
@@ -55,7 +56,6 @@ CITYOPS = str(REPO / ".venv" / "bin" / "cityops")
 SUB_ID = "bench-sub"
 WORKER_ID = "bench-ingest"
 DATABASE = "bench_ingest"
-RESULTS = Path(__file__).with_name("RESULTS.md")
 PUBLISH_INFLIGHT = 1000
 STEP_MS = 1000  # one reading per device per second, so no two share a timestamp
 PHASE_TIMEOUT_S = 600.0
@@ -278,20 +278,17 @@ def table(rows: list[Row]) -> list[list[str]]:
 
 
 def write_results(cells: list[list[str]], machine: str, args: argparse.Namespace) -> None:
-    lines = [
-        "## Ingest: one worker vs the broker's delivery limit",
-        "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · "
-        f"`python -m bench.bench_ingest --messages {args.messages} --devices {args.devices}`",
-        "",
-        "| " + " | ".join(cells[0]) + " |",
-        "|" + "---|" * len(cells[0]),
-        *("| " + " | ".join(row) + " |" for row in cells[1:]),
-        "",
-        __doc__.split("\n\n", 2)[2].split("Numbers depend")[0].strip(),
-        "",
-    ]
-    RESULTS.write_text("# Benchmark results\n\n" + "\n".join(lines), encoding="utf-8")
+    write_section(
+        f"Ingest: one worker vs the broker's delivery limit, {args.messages:,} messages",
+        [
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · "
+            f"`python -m bench.bench_ingest --messages {args.messages} --devices {args.devices}`",
+            "",
+            *markdown_table(cells),
+            "",
+            __doc__.split("\n\n", 2)[2].split("Numbers depend")[0].strip(),
+        ],
+    )
 
 
 def main() -> None:
