@@ -134,6 +134,48 @@ def deadletter_replay(
     typer.echo(f"replayed {count} dead letters to {settings.broker.host}:{settings.broker.port}")
 
 
+devices_app = typer.Typer(help="Devices seen by the ingest worker.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("unassigned")
+def devices_unassigned(
+    config: ConfigOption = Path("config.yaml"),
+    limit: Annotated[int, typer.Option(help="How many, most recently seen first.")] = 100,
+) -> None:
+    """Devices stored under the "unassigned" unit (not registered and no position, or
+    outside the map): register them in devices.registry to place them."""
+    settings = settings_or_exit(config)
+    from core.clock import to_local
+    from ingest.unassigned import SqlUnassignedDevices
+
+    try:
+        devices = SqlUnassignedDevices(build_engine(settings)).recent(limit)
+    except RetryableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if not devices:
+        typer.echo("no unassigned devices")
+        return
+    rows = [("device", "kind", "why", "first seen", "last seen", "count")]
+    for device in devices:
+        rows.append(
+            (
+                device.device_id,
+                device.kind,
+                device.why,
+                to_local(device.first_seen).strftime("%d/%m/%Y %H:%M:%S"),
+                to_local(device.last_seen).strftime("%d/%m/%Y %H:%M:%S"),
+                str(device.count),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        typer.echo("  ".join([*cells, row[-1].rjust(widths[-1])]).rstrip())
+    typer.echo(f"{len(devices)} unassigned devices (times in Asia/Ho_Chi_Minh)")
+
+
 @app.command("check-config")
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Check a configuration file: print every problem and exit non-zero if there is one."""

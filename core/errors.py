@@ -32,12 +32,47 @@ class ConfigError(CityOpsError):
         super().__init__(f"{key} {allowed}: {shown}")
 
 
-class DecodeError(CityOpsError):
-    """A message cannot be turned into a reading. ``reason`` is shown in dead-letter."""
+# Stable reason codes of DecodeError, so dead letters can be counted by cause (a bounded
+# label set: the reason text names values and would explode a metric's series).
+DECODE_CODES: tuple[str, ...] = (
+    "bad_topic",  # the topic does not match its contract's template (or no contract)
+    "empty",  # the payload has no bytes
+    "too_large",  # more than ingest.max_payload_bytes
+    "bad_utf8",
+    "not_json",  # not parseable, or nested too deeply
+    "bad_shape",  # valid JSON of the wrong shape (not an object, a SenML record not an object)
+    "duplicate_key",  # a key twice in one object, or one metric twice at one time in a pack
+    "no_ts",
+    "bad_ts",  # ts of the wrong type or format, or out of range
+    "ts_future",  # further ahead than ingest.max_clock_skew_s
+    "ts_past",  # before 2000 (clock never set) or older than ingest.max_age_days
+    "bad_metric_name",
+    "not_numeric",  # a metric that is a string, boolean, null, object; SenML vs/vb/vd
+    "nan_or_inf",
+    "out_of_range",  # a negative counter
+    "no_metrics",
+    "bad_position",  # lat/lon missing one half, not a number, out of range
+    "no_device",  # SenML: neither the topic nor the names say which device
+    "unknown_unit",  # gov: the unit code is not a unit of the configured geography
+    "kind_mismatch",  # the registry says another kind than the topic
+    "unsupported",  # valid input this contract does not take (SenML sum, bver > 10 ...)
+    "invalid",  # any other refusal
+)
 
-    def __init__(self, reason: str) -> None:
+
+class DecodeError(CityOpsError):
+    """A message cannot be turned into a reading. ``reason`` is shown in dead-letter,
+    ``code`` (one of DECODE_CODES) is what dead letters are counted by."""
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
         self.reason = reason
+        self.code = code
         super().__init__(reason)
+
+
+def reason_code(exc: BaseException) -> str:
+    """The counting label of a refused message: DecodeError's code, "internal" for a bug."""
+    return exc.code if isinstance(exc, DecodeError) else "internal"
 
 
 class RetryableError(CityOpsError):

@@ -97,6 +97,16 @@ class DeadLetterStore(Protocol):
         ...
 
 
+class UnassignedDevices(Protocol):
+    """Devices stored under the "unassigned" unit (unregistered without a position, or
+    outside the map), kept so an operator can register them."""
+
+    def seen(self, device_id: str, kind: str, why: str, at: datetime) -> None:
+        """Called by the ingest Enricher for every reading of such a device, on the ingest
+        thread: must be cheap (write rarely) and must not raise."""
+        ...
+
+
 class Notifier(Protocol):
     """Delivers a notification (e-mail). Called by the alert pipeline's send stage."""
 

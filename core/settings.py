@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -216,6 +217,75 @@ class MetricSettings(_Section):
         return MetricRef(self.kind, self.field)
 
 
+_CONTRACT_PLACEHOLDERS = {
+    # format: (required, optional); {kind} moves to optional when the contract fixes a kind
+    "json": (("{kind}", "{device_id}"), ()),
+    "senml": (("{kind}",), ("{device_id}",)),
+    "gov": (("{service}", "{unit_code}"), ()),
+}
+
+
+def _template_problem(text: str, required: tuple[str, ...], optional: tuple[str, ...]) -> str:
+    """What is wrong with a topic template ("" when nothing); ingest.topics.TopicTemplate
+    applies the same rules."""
+    levels = text.split("/")
+    for placeholder in required:
+        if levels.count(placeholder) != 1:
+            return f"must contain {placeholder} exactly once as a level"
+    allowed = (*required, *optional)
+    for level in levels:
+        if level in allowed:
+            if levels.count(level) != 1:
+                return f"must contain {level} at most once"
+        elif level.startswith("{") and level.endswith("}"):
+            return f"may use only the placeholders {', '.join(allowed)}: not {level}"
+        elif not level or any(char in level for char in "+#{}"):
+            return "must have non-empty literal levels without + # { }"
+    return ""
+
+
+class ContractSettings(_Section):
+    """A message contract: the topics of this shape are decoded by this format
+    (docs/design/005-message-contracts.md). The first contract whose template fits wins."""
+
+    format: Literal["json", "senml", "gov"] = "json"
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    topic: str = "city/{kind}/{device_id}"
+
+    @field_validator("topic")
+    @classmethod
+    def _placeholders(cls, value: str, info: ValidationInfo) -> str:
+        form = info.data.get("format", "json")
+        required, optional = _CONTRACT_PLACEHOLDERS[form]
+        if info.data.get("kind") is not None:
+            if form == "gov":
+                raise ValueError("must not be combined with kind for format gov")
+            required, optional = (
+                tuple(p for p in required if p != "{kind}"),
+                (*optional, "{kind}"),
+            )
+        problem = _template_problem(value, required, optional)
+        if problem:
+            raise ValueError(f"{problem} (format {form})")
+        return value
+
+    def subscription_filter(self) -> str:
+        return "/".join("+" if level.startswith("{") else level for level in self.topic.split("/"))
+
+
+def filter_covers(outer: str, inner: str) -> bool:
+    """True when every topic that MQTT filter ``inner`` matches is matched by ``outer``."""
+    outer_levels, inner_levels = outer.split("/"), inner.split("/")
+    for index, level in enumerate(outer_levels):
+        if level == "#":
+            return True
+        if index >= len(inner_levels):
+            return False
+        if level != "+" and level != inner_levels[index]:
+            return False
+    return len(outer_levels) == len(inner_levels)
+
+
 class IngestSettings(_Section):
     topics: Annotated[list[str], Field(min_length=1)] = ["city/+/+"]
     shared_group: str | None = None  # "cityops" → subscribe $share/cityops/<topic>
@@ -228,9 +298,21 @@ class IngestSettings(_Section):
     max_clock_skew_s: Annotated[int, Field(ge=0)] = (
         600  # a reading further in the future is refused
     )
+    # Message contracts (docs/design/005-message-contracts.md): topic template → decoder.
+    contracts: Annotated[list[ContractSettings], Field(min_length=1)] = [ContractSettings()]
+    max_age_days: Annotated[int, Field(ge=1, le=36_500)] = 365  # an older reading is refused
+    max_payload_bytes: Annotated[int, Field(ge=64, le=16 * 1024 * 1024)] = 64 * 1024
+    # Devices stored under the "unassigned" unit, listed by `cityops devices unassigned`.
+    unassigned_max_devices: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
     # Batches the store cannot take go here (and their messages are acknowledged); None = off.
     spool_dir: str | None = "var/spool"
     spool_max_mb: Annotated[int, Field(ge=1)] = 1024
+    # Self-metrics (docs/design/007-self-metrics.md): GET /metrics for Prometheus on
+    # metrics_host:metrics_port (None = off, 0 = any free port), and a snapshot written to
+    # the store every metrics_interval_s for the dashboard's /pipeline page.
+    metrics_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    metrics_port: PortOrZero | None = 9464
+    metrics_interval_s: Annotated[float, Field(ge=1, le=3600)] = 15.0
 
     @field_validator("qos", mode="before")
     @classmethod
@@ -367,6 +449,16 @@ def _cross_check(settings: Settings) -> list[ConfigError]:
         if rule.level not in levels:
             problems.append(
                 ConfigError(f"alerts.rules.{index}.level", rule.level, f"must be one of {levels}")
+            )
+    for index, contract in enumerate(settings.ingest.contracts):
+        wanted = contract.subscription_filter()
+        if not any(filter_covers(topic, wanted) for topic in settings.ingest.topics):
+            problems.append(
+                ConfigError(
+                    f"ingest.contracts.{index}.topic",
+                    contract.topic,
+                    f"is never received: add {wanted} (or a wider filter) to ingest.topics",
+                )
             )
     influx = settings.store.influxdb
     if settings.store.backend == "influxdb" and influx.api == "v2":

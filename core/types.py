@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+# The unit code, at every hierarchy level, of a device that cannot be placed (not
+# registered and no position, or outside the map). Real unit codes are digits only
+# (layers/levels.py refuses anything else), so this can never name a real unit.
+UNASSIGNED = "unassigned"
+
 Aggregation = Literal["mean", "max", "min", "sum", "last"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("mean", "max", "min", "sum", "last")
 

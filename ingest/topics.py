@@ -1,14 +1,17 @@
-"""MQTT topics: the message contract's topic template, and the filters the worker subscribes to.
+"""MQTT topics: the message contracts' topic templates, and the filters the worker subscribes to.
 
 The default contract is ``city/<kind>/<device_id>`` (ARCHITECTURE "Default message
-contract"). A template names its variable levels ``{kind}`` and ``{device_id}``; every
-other level is a literal that must match exactly.
+contract"). A template names its variable levels with placeholders (``{kind}``,
+``{device_id}``, ``{service}``, ``{unit_code}``); every other level is a literal that must
+match exactly. Which placeholders a template needs depends on its contract's format
+(docs/design/005-message-contracts.md).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from core.errors import ConfigError, DecodeError
 from core.settings import IngestSettings
@@ -19,9 +22,30 @@ CONTRACT_TEMPLATE = "city/{kind}/{device_id}"
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # A device id becomes a tag value and a file/URL key: letters, digits and . _ - only.
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A unit code is looked up in the hierarchy; this only keeps odd text out of the reason.
+UNIT_CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 
-_PLACEHOLDERS = ("{kind}", "{device_id}")
+PLACEHOLDERS: dict[str, tuple[re.Pattern[str], str]] = {
+    "{kind}": (
+        KIND_PATTERN,
+        "kind {} must be lower-case letters, digits and _ (starting with a letter, at most 32)",
+    ),
+    "{device_id}": (
+        DEVICE_ID_PATTERN,
+        "device id {} has illegal characters (allowed: letters, digits and . _ -, at most 64,"
+        " starting with a letter or digit)",
+    ),
+    "{service}": (
+        KIND_PATTERN,
+        "service {} must be lower-case letters, digits and _ (starting with a letter, at most 32)",
+    ),
+    "{unit_code}": (UNIT_CODE_PATTERN, "unit code {} must be letters, digits and . _ -"),
+}
+_KIND_AND_DEVICE = ("{kind}", "{device_id}")
 _SHOWN_MAX = 80
+# Matched topics kept per template: one per device, so a few MB at most; the cache is
+# emptied when full, which keeps a flood of made-up topics from growing memory.
+MAX_CACHED_TOPICS = 100_000
 
 
 def _shown(text: str) -> str:
@@ -34,25 +58,40 @@ class TopicTemplate:
 
     text: str
     levels: tuple[str, ...]
+    names: tuple[str, ...]  # the placeholders in the order of the levels, braces kept
+    _cache: dict[str, dict[str, str]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @classmethod
-    def parse(cls, text: str) -> TopicTemplate:
+    def parse(
+        cls,
+        text: str,
+        required: Iterable[str] = _KIND_AND_DEVICE,
+        optional: Iterable[str] = (),
+        *,
+        key: str = "topic template",
+    ) -> TopicTemplate:
+        """Check ``text``: each placeholder of ``required`` exactly once, those of
+        ``optional`` at most once, no other; ConfigError under ``key`` otherwise."""
         levels = tuple(text.split("/"))
-        for placeholder in _PLACEHOLDERS:
+        required, allowed = tuple(required), (*required, *optional)
+        for placeholder in required:
             if levels.count(placeholder) != 1:
-                raise ConfigError(
-                    "topic template", text, f"must contain {placeholder} exactly once as a level"
-                )
+                raise ConfigError(key, text, f"must contain {placeholder} exactly once as a level")
         for level in levels:
-            if level in _PLACEHOLDERS:
+            if level in allowed:
+                if levels.count(level) != 1:
+                    raise ConfigError(key, text, f"must contain {level} at most once")
                 continue
-            if not level or any(char in level for char in "+#{}"):
+            if level.startswith("{") and level.endswith("}"):
                 raise ConfigError(
-                    "topic template",
-                    text,
-                    "must have non-empty literal levels without + # { }",
+                    key, text, f"may use only the placeholders {', '.join(allowed)}: not {level}"
                 )
-        return cls(text, levels)
+            if not level or any(char in level for char in "+#{}"):
+                raise ConfigError(key, text, "must have non-empty literal levels without + # { }")
+        names = tuple(level for level in levels if level in allowed)
+        return cls(text, levels, names)
 
     @property
     def described(self) -> str:
@@ -61,41 +100,60 @@ class TopicTemplate:
 
     def subscription_filter(self) -> str:
         """The MQTT filter that receives every topic of this shape: ``city/+/+``."""
-        return "/".join("+" if level in _PLACEHOLDERS else level for level in self.levels)
+        return "/".join("+" if level in self.names else level for level in self.levels)
 
     def topic_for(self, kind: str, device_id: str) -> str:
         return self.text.replace("{kind}", kind).replace("{device_id}", device_id)
 
-    def match(self, topic: str) -> tuple[str, str]:
-        """(kind, device_id) of ``topic``; DecodeError saying which part is wrong."""
+    def accepts(self, topic: str) -> bool:
+        """True when ``topic`` has this template's levels and literals (placeholders unchecked)."""
+        parts = topic.split("/")
+        return len(parts) == len(self.levels) and all(
+            level in self.names or part == level
+            for part, level in zip(parts, self.levels, strict=True)
+        )
+
+    def fields(self, topic: str) -> dict[str, str]:
+        """{"{kind}": "air", "{device_id}": "aq-1"}; DecodeError (bad_topic) saying which part
+        is wrong. The caller must not modify the result (it is cached)."""
+        found = self._cache.get(topic)
+        if found is not None:
+            return found
+        found = self._match(topic)
+        if len(self._cache) >= MAX_CACHED_TOPICS:
+            self._cache.clear()
+        self._cache[topic] = found
+        return found
+
+    def _match(self, topic: str) -> dict[str, str]:
         parts = topic.split("/")
         if len(parts) != len(self.levels):
             raise DecodeError(
                 f"topic {_shown(topic)} does not match {self.described}: "
-                f"{len(parts)} levels instead of {len(self.levels)}"
+                f"{len(parts)} levels instead of {len(self.levels)}",
+                "bad_topic",
             )
         found: dict[str, str] = {}
         for part, level in zip(parts, self.levels, strict=True):
-            if level in _PLACEHOLDERS:
+            if level in self.names:
+                pattern, problem = PLACEHOLDERS[level]
+                if not pattern.fullmatch(part):
+                    raise DecodeError(
+                        f"topic {_shown(topic)}: " + problem.format(_shown(part)), "bad_topic"
+                    )
                 found[level] = part
             elif part != level:
                 raise DecodeError(
                     f"topic {_shown(topic)} does not match {self.described}: "
-                    f"{_shown(part)} instead of {level!r}"
+                    f"{_shown(part)} instead of {level!r}",
+                    "bad_topic",
                 )
-        kind, device_id = found["{kind}"], found["{device_id}"]
-        if not KIND_PATTERN.fullmatch(kind):
-            raise DecodeError(
-                f"topic {_shown(topic)}: kind {_shown(kind)} must be lower-case letters, digits"
-                " and _ (starting with a letter, at most 32)"
-            )
-        if not DEVICE_ID_PATTERN.fullmatch(device_id):
-            raise DecodeError(
-                f"topic {_shown(topic)}: device id {_shown(device_id)} has illegal characters"
-                " (allowed: letters, digits and . _ -, at most 64, starting with a letter"
-                " or digit)"
-            )
-        return kind, device_id
+        return found
+
+    def match(self, topic: str) -> tuple[str, str]:
+        """(kind, device_id) of ``topic``; DecodeError saying which part is wrong."""
+        found = self.fields(topic)
+        return found["{kind}"], found["{device_id}"]
 
 
 CONTRACT = TopicTemplate.parse(CONTRACT_TEMPLATE)

@@ -312,15 +312,18 @@ def test_store_recovering_while_the_worker_runs_loses_nothing(rig: Rig) -> None:
 def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored(rig: Rig) -> None:
     from ingest.replay import replay
 
+    # Registered with the wrong kind: its air readings are refused (kind_mismatch).
+    registry = rig.settings.path(rig.settings.devices.registry)
+    registry.write_text(REGISTRY + "aq-new,water,Trạm mới,108.2208,16.0678\n", encoding="utf-8")
+    rig.devices = read_registry(registry, rig.geography)
     worker = rig.worker()
     ts = now_ms()
     rig.publish("city/air/aq-new", {"ts": ts, "pm25": 42.0})
-    eventually(lambda: rig.dead_letters.count() == 1, "the unknown device is dead-lettered")
+    eventually(lambda: rig.dead_letters.count() == 1, "the mismatched device is dead-lettered")
     assert "aq-new" in rig.dead_letters.recent(1)[0].reason
     worker.stop()
 
-    # The operator registers the device, restarts ingest and replays the dead letters.
-    registry = rig.settings.path(rig.settings.devices.registry)
+    # The operator corrects the registry, restarts ingest and replays the dead letters.
     registry.write_text(REGISTRY + "aq-new,air,Trạm mới,108.2208,16.0678\n", encoding="utf-8")
     rig.devices = read_registry(registry, rig.geography)
     rig.worker()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.errors import DecodeError
+from core.errors import DECODE_CODES, DecodeError, reason_code
 from ingest.decode import MAX_PAYLOAD_BYTES, decode, parse_ts
 
 NOW = datetime(2025, 11, 28, 4, 0, tzinfo=UTC)
@@ -192,3 +192,82 @@ def test_deeply_nested_json_is_refused_not_crashing() -> None:
 def test_parse_ts_converts_any_offset_to_utc() -> None:
     ts = parse_ts("2025-11-27T20:00:00-05:00", now=NOW, max_clock_skew_s=SKEW_S)
     assert ts == datetime(2025, 11, 28, 1, 0, tzinfo=UTC)
+
+
+CODES = [
+    (b"\xff\xfe{}", "bad_utf8"),
+    (b"", "empty"),
+    (b'{"ts": 1,', "not_json"),
+    (b"[1, 2]", "bad_shape"),
+    ({"pm25": 1}, "no_ts"),
+    ({"ts": "yesterday", "pm25": 1}, "bad_ts"),
+    ({"ts": 10**30, "pm25": 1}, "bad_ts"),
+    ({"ts": NOW_MS + (SKEW_S + 1) * 1000, "pm25": 1}, "ts_future"),
+    ({"ts": 0, "pm25": 1}, "ts_past"),
+    ({"ts": NOW_MS - 366 * 86_400_000, "pm25": 1}, "ts_past"),
+    ({"ts": NOW_MS, "pm25": "35"}, "not_numeric"),
+    (b'{"ts": 1764302400000, "pm25": NaN}', "nan_or_inf"),
+    (b'{"ts": 1764302400000, "pm25": ' + b"9" * 400 + b"}", "nan_or_inf"),
+    ({"ts": NOW_MS}, "no_metrics"),
+    ({"ts": NOW_MS, "pm 25": 1}, "bad_metric_name"),
+    ({"ts": NOW_MS, "pm25": 1, "lat": 16.0}, "bad_position"),
+    (b'{"ts": 1764302400000, "pm25": 1, "pm25": 2}', "duplicate_key"),
+]
+
+
+@pytest.mark.parametrize(("payload", "code"), CODES)
+def test_every_refusal_has_a_stable_code(payload: bytes | dict[str, object], code: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        run(payload)
+    assert caught.value.code == code
+    assert code in DECODE_CODES
+    assert reason_code(caught.value) == code
+
+
+def test_reason_code_of_a_bug_is_internal() -> None:
+    assert reason_code(KeyError("x")) == "internal"
+
+
+def test_topic_refusal_has_the_bad_topic_code() -> None:
+    with pytest.raises(DecodeError) as caught:
+        run({"ts": NOW_MS, "pm25": 1}, topic="city/Air/aq-1")
+    assert caught.value.code == "bad_topic"
+
+
+def test_reading_older_than_max_age_is_refused_and_the_bound_is_configurable() -> None:
+    old = json.dumps({"ts": NOW_MS - 400 * 86_400_000, "pm25": 1}).encode()
+    with pytest.raises(DecodeError, match="400 days old"):
+        run(old)
+    reading = decode(TOPIC, old, now=NOW, max_clock_skew_s=SKEW_S, max_age_s=500 * 86400.0)
+    assert reading.ts == NOW - timedelta(days=400)
+
+
+def test_payload_bound_is_configurable() -> None:
+    payload = json.dumps({"ts": NOW_MS, "pm25": 1}).encode()
+    with pytest.raises(DecodeError) as caught:
+        decode(TOPIC, payload, now=NOW, max_clock_skew_s=SKEW_S, max_payload_bytes=10)
+    assert caught.value.code == "too_large"
+
+
+# orjson keeps the last of duplicate keys; these must still be refused (the fast path's count
+# of ':' must not be fooled by spaces, colons inside strings or escapes).
+DUPLICATES = [
+    b'{"ts": 1764302400000, "pm25" :1, "pm25":2}',
+    b'{"ts": 1764302400000, "pm25": 1, "pm25": 2, "x": "a:b"}',
+    b'{"ts": "2025-11-28T11:00:00+07:00", "pm25": 1, "pm25": 2}',
+    b'{"ts": 1764302400000, "pm25": 1, "pm\\u0032\\u0035": 2}',
+    b'{"ts": 1764302400000, "a:b": 1, "pm25": 1, "pm25": 2}',
+    b'{"ts": 1764302400000, "pm25": {"v": 1, "v": 2}}',
+]
+
+
+@pytest.mark.parametrize("payload", DUPLICATES)
+def test_duplicate_keys_are_refused_whatever_the_spelling(payload: bytes) -> None:
+    with pytest.raises(DecodeError, match="twice") as caught:
+        run(payload)
+    assert caught.value.code == "duplicate_key"
+
+
+def test_iso_timestamp_with_colons_takes_the_fast_path_correctly() -> None:
+    reading = run(b'{"ts": "2025-11-28T11:00:00+07:00", "pm25": 1, "note_x": 2}')
+    assert dict(reading.values) == {"pm25": 1.0, "note_x": 2.0}

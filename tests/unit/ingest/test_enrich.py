@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core.errors import DecodeError
-from core.types import Point, Reading
+from core.types import UNASSIGNED, Point, Reading
 from ingest.enrich import Enricher, to_points
 from layers.registry import Device
 
@@ -47,8 +47,9 @@ def test_to_points_builds_one_point_with_device_and_unit_tags() -> None:
 
 
 def test_to_points_refuses_a_kind_mismatch() -> None:
-    with pytest.raises(DecodeError, match="registered as kind 'air', the topic says 'water'"):
+    with pytest.raises(DecodeError, match="registered as kind 'air', the topic says 'water'") as e:
         to_points(reading(kind="water"), AQ1)
+    assert e.value.code == "kind_mismatch"
 
 
 def test_to_points_refuses_a_device_outside_every_unit() -> None:
@@ -77,10 +78,39 @@ def test_registered_device_at_its_registered_position_is_not_placed_again() -> N
     assert placer.calls == []
 
 
-def test_unknown_device_without_position_is_refused() -> None:
-    enricher = Enricher({"aq-0001": AQ1}, FakePlacer({}))
-    with pytest.raises(DecodeError, match="unknown device 'bus-7': not in the registry and no lat"):
-        enricher.points_for(reading("bus-7"))
+class FakeUnassigned:
+    def __init__(self) -> None:
+        self.seen_calls: list[tuple[str, str, str, datetime]] = []
+
+    def seen(self, device_id: str, kind: str, why: str, at: datetime) -> None:
+        self.seen_calls.append((device_id, kind, why, at))
+
+
+UNASSIGNED_TAGS = {"province": UNASSIGNED, "commune": UNASSIGNED}
+NOW = datetime(2025, 11, 28, 3, 0, 5, tzinfo=UTC)
+
+
+def test_unknown_device_without_position_is_stored_as_unassigned() -> None:
+    sink = FakeUnassigned()
+    enricher = Enricher({"aq-0001": AQ1}, FakePlacer({}), unassigned=sink)
+    points = enricher.points_for(reading("bus-7"), NOW)
+    assert points[0].tags == {"device": "bus-7", **UNASSIGNED_TAGS}
+    assert points[0].measurement == "air"
+    assert sink.seen_calls == [("bus-7", "air", "no_position", NOW)]
+
+
+def test_unassigned_tags_follow_the_configured_levels() -> None:
+    enricher = Enricher({}, FakePlacer({}), levels=("province", "district", "commune"))
+    assert enricher.points_for(reading("bus-7"))[0].tags == {
+        "device": "bus-7",
+        "province": UNASSIGNED,
+        "district": UNASSIGNED,
+        "commune": UNASSIGNED,
+    }
+
+
+def test_unassigned_code_cannot_be_a_real_unit_code() -> None:
+    assert not UNASSIGNED.isdigit()  # layers/levels.py accepts only digit codes
 
 
 def test_unknown_device_with_position_is_placed_once_and_cached() -> None:
@@ -106,13 +136,21 @@ def test_moving_device_is_placed_at_its_new_position() -> None:
     assert enricher.points_for(reading())[0].tags["commune"] == "20194"
 
 
-def test_unknown_device_placed_outside_every_unit_is_refused_every_time() -> None:
-    placer = FakePlacer({})
-    enricher = Enricher({}, placer)
+def test_unknown_device_placed_outside_every_unit_is_unassigned_and_placed_once() -> None:
+    placer, sink = FakePlacer({}), FakeUnassigned()
+    enricher = Enricher({}, placer, unassigned=sink)
     for _ in range(2):
-        with pytest.raises(DecodeError, match="outside every administrative unit"):
-            enricher.points_for(reading("boat-1", lon=109.9, lat=15.1))
+        points = enricher.points_for(reading("boat-1", lon=109.9, lat=15.1), NOW)
+        assert points[0].tags == {"device": "boat-1", **UNASSIGNED_TAGS}
     assert len(placer.calls) == 1
+    assert [call[2] for call in sink.seen_calls] == ["outside_map", "outside_map"]
+
+
+def test_registered_device_outside_the_map_is_unassigned() -> None:
+    sink = FakeUnassigned()
+    enricher = Enricher({"aq-9999": OUTSIDE}, FakePlacer({}), unassigned=sink)
+    assert enricher.points_for(reading("aq-9999"), NOW)[0].tags["commune"] == UNASSIGNED
+    assert sink.seen_calls == [("aq-9999", "air", "outside_map", NOW)]
 
 
 def test_placed_cache_is_bounded() -> None:
@@ -121,6 +159,6 @@ def test_placed_cache_is_bounded() -> None:
     for index in range(5):
         enricher.points_for(reading(f"bus-{index}", lon=108.0, lat=16.0))
     assert enricher.placed == 2
-    with pytest.raises(DecodeError, match="unknown device 'bus-0'"):
-        enricher.points_for(reading("bus-0"))
+    # forgotten: a later reading without a position is unassigned again
+    assert enricher.points_for(reading("bus-0"))[0].tags["commune"] == UNASSIGNED
     assert enricher.points_for(reading("bus-4"))[0].tags["commune"] == "20194"
