@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.errors import PermanentError, RetryableError
+from core.errors import PermanentError
 from core.ports import Store
 from core.settings import InfluxSettings
 from core.store import InfluxStore, SqliteStore
 from core.types import Aggregation, MetricRef, Point, SeriesPoint, UnitRef, UnitValue
-from tests.fixtures.influxd import InfluxServer
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a whole hour
 PM25 = MetricRef("air", "pm25")
@@ -153,6 +152,22 @@ def test_rewriting_a_point_replaces_it(store: Store) -> None:
         PM25, UnitRef("commune", "20194"), start=T0, end=T0 + HOUR, every=HOUR, aggregation="sum"
     )
     assert summed == [SeriesPoint(T0, 42.0)]
+
+
+def test_the_same_point_twice_in_one_batch_keeps_the_last_values(store: Store) -> None:
+    """A redelivered message can land in the same batch as the first delivery."""
+    store.write(
+        [
+            air("aq-1", "20194", minutes(1), 10.0),
+            air("aq-2", "20194", minutes(1), 30.0),
+            air("aq-1", "20194", minutes(1), 12.5),  # same measurement, tags and ts
+        ]
+    )
+    assert store.latest_by_unit(PM25, "commune", since=T0, aggregation="sum") == [
+        UnitValue(code="20194", value=42.5, ts=minutes(1), devices=2)
+    ]
+    pm10 = store.latest_by_unit(MetricRef("air", "pm10"), "commune", since=T0, aggregation="sum")
+    assert values(pm10) == {"20194": 85.0}  # 2 x 12.5 + 2 x 30: aq-1's pm10 replaced too
 
 
 def test_a_point_with_fewer_fields_keeps_the_other_fields(store: Store) -> None:
@@ -335,87 +350,3 @@ def test_unknown_aggregation_and_bad_every_are_refused(store: Store) -> None:
         store.latest_by_unit(PM25, "commune", since=T0, aggregation="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="whole number of milliseconds"):
         store.series(PM25, UnitRef("commune", "1"), start=T0, end=minutes(1), every=timedelta(0))
-
-
-# -- InfluxDB errors against the real server ---------------------------------------------
-
-
-def influx_store(server: InfluxServer, database: str, **settings: object) -> InfluxStore:
-    return InfluxStore(InfluxSettings(url=server.url, database=database, **settings))  # type: ignore[arg-type]
-
-
-@pytest.mark.integration
-def test_influx_field_type_conflict_is_permanent_with_the_servers_message(
-    influxd: InfluxServer, influx_db: str
-) -> None:
-    # InfluxDB 1.x keeps field types per shard (one week): the integer goes into the same one.
-    integer_point = f"air,device=old,commune=20194 pm25=7i {int(T0.timestamp() * 1000)}"
-    assert influxd.write(integer_point, influx_db).status_code == 204
-    store = influx_store(influxd, influx_db)
-    try:
-        with pytest.raises(PermanentError, match="field type conflict") as caught:
-            store.write(
-                [
-                    air("aq-1", "20194", minutes(1), 10.0),  # float into an integer field
-                    Point(
-                        "water", {"device": "w-1", "commune": "20260"}, {"level": 2.1}, minutes(1)
-                    ),
-                ]
-            )
-        assert "HTTP 400" in str(caught.value)
-        water = store.latest_by_unit(MetricRef("water", "level"), "commune", since=T0)
-        assert values(water) == {"20260": 2.1}  # the rest of the batch was stored
-    finally:
-        store.close()
-
-
-@pytest.mark.integration
-def test_influx_bad_database_name_is_permanent(influxd: InfluxServer) -> None:
-    store = influx_store(influxd, "bad/name")
-    try:
-        with pytest.raises(PermanentError, match="invalid name"):
-            store.write([air("aq-1", "20194", minutes(1), 10.0)])
-    finally:
-        store.close()
-
-
-@pytest.mark.integration
-def test_influx_missing_database_without_create_is_permanent(influxd: InfluxServer) -> None:
-    store = influx_store(influxd, "never_created", create_database=False)
-    try:
-        with pytest.raises(PermanentError, match="database not found"):
-            store.write([air("aq-1", "20194", minutes(1), 10.0)])
-        with pytest.raises(PermanentError, match="database not found"):
-            store.latest_by_unit(PM25, "commune", since=T0)
-    finally:
-        store.close()
-
-
-@pytest.mark.integration
-def test_influx_unknown_retention_policy_is_permanent(
-    influxd: InfluxServer, influx_db: str
-) -> None:
-    store = influx_store(influxd, influx_db, retention_policy="no_such_rp")
-    try:
-        with pytest.raises(PermanentError, match="retention policy not found"):
-            store.write([air("aq-1", "20194", minutes(1), 10.0)])
-    finally:
-        store.close()
-
-
-@pytest.mark.integration
-def test_influx_creates_its_database_and_again_after_it_was_dropped(
-    influxd: InfluxServer,
-) -> None:
-    database = "created_by_store"
-    store = influx_store(influxd, database)
-    try:
-        store.write([air("aq-1", "20194", minutes(1), 10.0)])
-        influxd.query(f'DROP DATABASE "{database}"')
-        with pytest.raises(RetryableError, match="database not found"):
-            store.write([air("aq-1", "20194", minutes(2), 11.0)])
-        store.write([air("aq-1", "20194", minutes(2), 11.0)])  # the caller's retry
-        assert values(store.latest_by_unit(PM25, "commune", since=T0)) == {"20194": 11.0}
-    finally:
-        store.close()
-        influxd.query(f'DROP DATABASE "{database}"')

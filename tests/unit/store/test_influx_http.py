@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -113,6 +114,33 @@ def test_unreachable_server_is_retryable_for_writes_and_reads() -> None:
     with pytest.raises(RetryableError, match="write 1 points"):
         v2.write([POINT])
     v2.close()
+
+
+def test_a_server_that_never_answers_is_retryable_after_timeout_s() -> None:
+    """A hung influxd (disk stalled, compaction) accepts the connection and says nothing:
+    the write gives up after ``timeout_s`` and the caller retries later."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nobody reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        store = InfluxStore(InfluxSettings(url=url, timeout_s=0.3, create_database=False))
+        started = time.monotonic()
+        with pytest.raises(RetryableError, match="timed out") as caught:
+            store.write([POINT])
+        assert time.monotonic() - started < 3.0
+        assert caught.value.__cause__ is not None
+        with pytest.raises(RetryableError, match="timed out"):
+            store.latest_by_unit(MetricRef("air", "pm25"), "commune", since=T0)
+        store.close()
+
+
+def test_a_5xx_then_success_writes_on_the_callers_retry(http_server: RecordingServer) -> None:
+    http_server.answer(503, '{"error":"timeout"}')
+    store = store_for(http_server, create_database=False)
+    with pytest.raises(RetryableError, match="HTTP 503"):
+        store.write([POINT])
+    store.write([POINT])  # the next answer is 204
+    assert [request.text for request in http_server.requests] == [LINE, LINE]
 
 
 def test_v2_write_goes_to_api_v2_with_token_org_bucket_and_ms_precision(
