@@ -30,6 +30,7 @@ from core.settings import Label, Settings
 from core.types import UnitRef
 from dashboard import callbacks
 from dashboard.data import DashboardData
+from dashboard.pipeline import PipelineContext, mount_pipeline_page
 from dashboard.views.map import MapUnit, inset_codes
 from dashboard.views.page import page_layout
 from layers.geography import Geography
@@ -181,6 +182,18 @@ def create_app(
         settings, store, geography, geo_url=geo_url, dead_letters=dead_letters, clock=clock
     )
     topojson_url = app.get_asset_url("topojson/")
+    pipeline = mount_pipeline_page(
+        app,
+        PipelineContext(
+            settings=settings,
+            data=ctx.data,
+            clock=clock,
+            tz=ctx.tz,
+            map_url=app.config.requests_pathname_prefix or "/",
+        ),
+        str(ASSETS),
+    )
+    pipeline_url: str = pipeline.config.requests_pathname_prefix
 
     def layout() -> Any:
         # A function: each page view gets fresh defaults; data arrives through callbacks.
@@ -192,6 +205,7 @@ def create_app(
             refresh_s=settings.dashboard.refresh_s,
             topojson_url=topojson_url,
             show_dead_letters=dead_letters is not None,
+            pipeline_url=pipeline_url,
         )
 
     app.layout = layout

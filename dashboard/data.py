@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
 from core.ports import Clock, Store
 from core.settings import MetricSettings
-from core.types import SeriesPoint, UnitRef, UnitValue
+from core.types import MetricRef, SeriesPoint, UnitRef, UnitValue
+from ingest.metrics import DEAD_LETTER_REASONS, MEASUREMENT, WORKER_TAG, dead_letter_field
 
 # A unit's newest value counts for the map this long; older units show "no data".
 # (Units older than ``dashboard.stale_after_s`` but inside this window show "old data".)
@@ -26,6 +27,28 @@ TREND_EVERY = timedelta(minutes=15)
 _CACHE_ENTRIES = 256
 
 TS_DTYPE = "datetime64[us, UTC]"
+
+# The ingest workers' self-metrics snapshots (ingest/metrics.py, docs/design/007): a worker
+# silent for longer than this disappears from the pipeline page.
+PIPELINE_LOOKBACK = timedelta(days=7)
+# "received" is in every snapshot: its timestamp is the worker's last snapshot.
+PIPELINE_FIELDS = (
+    "received",
+    "stored",
+    "spooled",
+    "dead_lettered",
+    *(dead_letter_field(reason) for reason in DEAD_LETTER_REASONS),
+    "pending",
+    "spool_bytes",
+    "spool_batches",
+    "mqtt_connected",
+    "interval_s",
+    "lag_last_s",
+    "write_latency_p50_s",
+    "write_latency_p99_s",
+)
+# Left out of a snapshot when the interval had no writes: shown only if from the last one.
+_INTERVAL_FIELDS = ("write_latency_p50_s", "write_latency_p99_s")
 
 
 def unit_values_frame(values: list[UnitValue]) -> pd.DataFrame:
@@ -51,6 +74,40 @@ def series_frame(points: list[SeriesPoint]) -> pd.DataFrame:
     )
     typed = frame.astype({"ts": TS_DTYPE, "value": "float64"})
     return typed.sort_values("ts", ignore_index=True)
+
+
+def pipeline_frame(store: Store, since: datetime) -> pd.DataFrame:
+    """worker (index) → last_seen (UTC) and one float column per :data:`PIPELINE_FIELDS`
+    (NaN when absent); sorted by worker. One ``latest_by_unit`` per field, grouped by the
+    ``worker`` tag: the Store port needs no method of its own for this page."""
+    columns: dict[str, dict[str, float]] = {}
+    seen: dict[str, datetime] = {}
+    stamps: dict[str, dict[str, datetime]] = {}
+    for name in PIPELINE_FIELDS:
+        found = store.latest_by_unit(
+            MetricRef(MEASUREMENT, name), WORKER_TAG, since=since, aggregation="last"
+        )
+        for item in found:
+            if item.code:  # a point without the worker tag is not ours
+                columns.setdefault(name, {})[item.code] = item.value
+                stamps.setdefault(name, {})[item.code] = item.ts
+                if name == "received":
+                    seen[item.code] = item.ts
+    workers = sorted(seen)
+    frame = pd.DataFrame(
+        {
+            name: [columns.get(name, {}).get(w, float("nan")) for w in workers]
+            for name in PIPELINE_FIELDS
+        },
+        index=pd.Index(workers, name="worker", dtype="object"),
+        dtype="float64",
+    )
+    for name in _INTERVAL_FIELDS:
+        for worker in workers:
+            if stamps.get(name, {}).get(worker) != seen[worker]:
+                frame.loc[worker, name] = float("nan")
+    frame["last_seen"] = pd.DatetimeIndex([seen[w] for w in workers], dtype=TS_DTYPE)
+    return frame
 
 
 class DashboardData:
@@ -142,6 +199,12 @@ class DashboardData:
             return series_frame(points)
 
         return self._cached(("trend", metric_id, unit.level, unit.code), query)
+
+    def pipeline(self) -> pd.DataFrame:
+        """The ingest workers' last self-metrics snapshots (see :func:`pipeline_frame`)."""
+        return self._cached(
+            ("pipeline",), lambda: pipeline_frame(self.store, self.clock.now() - PIPELINE_LOOKBACK)
+        )
 
     def _cached(self, key: Hashable, query: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         if self.cache_s <= 0:

@@ -22,3 +22,8 @@ LEGEND = "legend"
 SELECTED_UNIT = "selected-unit"  # dcc.Store: the code of the unit shown in the panel
 PANEL = "unit-panel"
 TREND = "unit-trend"
+
+NAV_PIPELINE = "nav-pipeline"  # the map page's link to the pipeline page
+NAV_MAP = "nav-map"  # the pipeline page's link back to the map
+PIPELINE_TITLE = "pipeline-title"
+PIPELINE_TABLE = "pipeline-table"

@@ -54,6 +54,43 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "band_up_to": ("đến {high} {unit}", "up to {high} {unit}"),
     "legend_title": ("{metric} ({unit})", "{metric} ({unit})"),
     "time_axis": ("Giờ", "Time"),
+    # The ingest pipeline page (/pipeline/).
+    "nav_pipeline": ("Tình trạng thu nhận dữ liệu", "Ingest pipeline health"),
+    "nav_map": ("Về bản đồ", "Back to the map"),
+    "pipeline_title": ("Tình trạng thu nhận dữ liệu", "Ingest pipeline health"),
+    "pipeline_no_data": (
+        "Chưa có dữ liệu: chưa có tiến trình thu nhận nào gửi số liệu",
+        "No data: no ingest worker has reported yet",
+    ),
+    "col_worker": ("Tiến trình", "Worker"),
+    "col_status": ("Trạng thái", "Status"),
+    "col_received": ("Đã nhận", "Received"),
+    "col_stored": ("Đã lưu", "Stored"),
+    "col_dead_lettered": ("Tin lỗi", "Dead-lettered"),
+    "col_spooled": ("Qua bộ đệm đĩa", "Spooled"),
+    "col_pending": ("Chờ xác nhận", "Pending"),
+    "col_spool": ("Bộ đệm đĩa", "Spool"),
+    "col_latency": ("Thời gian ghi p50 / p99", "Write latency p50 / p99"),
+    "col_lag": ("Độ trễ", "Lag"),
+    "col_last_seen": ("Lần cuối", "Last seen"),
+    "status_ok": ("Hoạt động", "Running"),
+    "status_stale": ("Mất tín hiệu", "Stale"),
+    "status_disconnected": ("Mất kết nối MQTT", "MQTT disconnected"),
+    "stale_hint": (
+        "Không có số liệu mới trong {seconds} giây (3 chu kỳ)",
+        "No snapshot for {seconds} s (3 intervals)",
+    ),
+    "reason_decode": ("không đọc được", "undecodable"),
+    "reason_internal": ("lỗi nội bộ", "internal error"),
+    "reason_store_refused": ("CSDL từ chối", "refused by the store"),
+    "reason_other": ("khác", "other"),
+    "spool_size": ("{size}, {batches} lô", "{size}, {batches} batches"),
+    "not_available": ("–", "–"),
+    "ago": ("{time} ({age} trước)", "{time} ({age} ago)"),
+    "unit_ms": ("{value} ms", "{value} ms"),
+    "unit_s": ("{value} giây", "{value} s"),
+    "unit_min": ("{value} phút", "{value} min"),
+    "unit_h": ("{value} giờ", "{value} h"),
 }
 
 
@@ -84,3 +121,35 @@ def format_clock(ts: datetime, tz: ZoneInfo) -> str:
 def format_when(ts: datetime, tz: ZoneInfo) -> str:
     """Local time and date, "14:05 02/11" (day/month, as written in Vietnam)."""
     return ts.astimezone(tz).strftime("%H:%M %d/%m")
+
+
+_VI_SEPARATORS: Final = str.maketrans(",.", ".,")
+
+
+def format_number(value: float, lang: str, decimals: int = 0) -> str:
+    """12.345,6 in Vietnamese, 12,345.6 in English."""
+    english = f"{value:,.{decimals}f}"
+    if lang == "en":
+        return english
+    return english.translate(_VI_SEPARATORS)
+
+
+def format_bytes(size: float, lang: str) -> str:
+    """Binary units: 512 B, 64 KiB, 1,5 MiB (one decimal from MiB up)."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            decimals = 0 if unit == "KiB" else 1
+            return f"{format_number(size / scale, lang, decimals)} {unit}"
+    return f"{format_number(size, lang)} B"
+
+
+def format_duration(seconds: float, lang: str) -> str:
+    """A short duration: 4,2 ms / 1,5 giây / 12 phút / 3 giờ (negative shown with its sign)."""
+    size = abs(seconds)
+    if size < 1:
+        return text("unit_ms", lang, value=format_number(seconds * 1000, lang, 1))
+    if size < 60:
+        return text("unit_s", lang, value=format_number(seconds, lang, 1))
+    if size < 3600:
+        return text("unit_min", lang, value=format_number(seconds / 60, lang))
+    return text("unit_h", lang, value=format_number(seconds / 3600, lang, 1))

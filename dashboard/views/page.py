@@ -56,6 +56,7 @@ def page_layout(
     refresh_s: float,
     topojson_url: str,
     show_dead_letters: bool,
+    pipeline_url: str | None = None,
 ) -> html.Div:
     header = html.Header(
         [
@@ -94,6 +95,18 @@ def page_layout(
                         className="badge",
                         title=text("dead_letters_hint", lang),
                         hidden=not show_dead_letters,
+                    ),
+                    *(
+                        [
+                            html.A(
+                                text("nav_pipeline", lang),
+                                id=ids.NAV_PIPELINE,
+                                href=pipeline_url,
+                                className="nav-link",
+                            )
+                        ]
+                        if pipeline_url
+                        else []
                     ),
                 ],
                 className="status",
