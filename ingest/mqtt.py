@@ -177,14 +177,16 @@ class MqttSource:
             client.connect_async(broker.host, broker.port, broker.keepalive_s)
         return client
 
-    def poll(self, timeout_s: float) -> None:
-        """Run the network for up to ``timeout_s``: connect if due, read, write, ping."""
+    def poll(self, timeout_s: float, *, read: bool = True) -> None:
+        """Run the network for up to ``timeout_s``: connect if due, read, write, ping.
+        ``read=False`` leaves what arrives in the socket (back-pressure: TCP then keeps
+        the backlog in the broker); PUBACKs and pings still go out."""
         client = self._require_client()
         if (self._need_connect or client.socket() is None) and not self._try_connect(
             client, timeout_s
         ):
             return
-        rc = self._network_round(client, timeout_s)
+        rc = self._network_round(client, timeout_s, read)
         if self._downgrade:
             self._downgrade_to_v311("it answered 'unsupported protocol version'")
         elif rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -227,17 +229,20 @@ class MqttSource:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _network_round(self, client: BufferedClient, timeout_s: float) -> MQTTErrorCode:
+    def _network_round(
+        self, client: BufferedClient, timeout_s: float, read: bool = True
+    ) -> MQTTErrorCode:
         """Wait up to ``timeout_s`` for the socket, then read and handle everything that has
         arrived, write what is queued and keep the connection alive (keepalive pings)."""
         sock = client.socket()
         if sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
         pending = getattr(sock, "pending", None)  # TLS may hold bytes select cannot see
-        tls_pending = pending is not None and pending() > 0
+        tls_pending = read and pending is not None and pending() > 0
         writing = [sock] if client.want_write() else []
+        reading = [sock] if read else []
         try:
-            readable, _, _ = select.select([sock], writing, [], 0.0 if tls_pending else timeout_s)
+            readable, _, _ = select.select(reading, writing, [], 0.0 if tls_pending else timeout_s)
         except (OSError, ValueError, TypeError):  # closed under us
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
         self._round_at = self._clock.now()

@@ -145,7 +145,10 @@ class IngestWorker:
     def _run_once(self) -> None:
         try:
             due = self._pipeline.seconds_until_due(self._clock.now())
-            self._source.poll(POLL_MAX_S if due is None else min(POLL_MAX_S, due))
+            self._source.poll(
+                POLL_MAX_S if due is None else min(POLL_MAX_S, due),
+                read=self._pipeline.accepting,
+            )
             if self._source.ready:
                 self._ready.set()
             else:

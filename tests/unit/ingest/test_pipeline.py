@@ -181,9 +181,15 @@ def test_bad_message_is_dead_lettered_then_acked_in_arrival_order(harness: Harne
     assert (harness.pipeline.stored, harness.pipeline.dead_lettered) == (1, 1)
 
 
-def test_unknown_device_goes_to_dead_letter(harness: Harness) -> None:
+def test_unknown_device_is_stored_under_the_unassigned_unit(harness: Harness) -> None:
     harness.good("bus-7")
-    assert "unknown device 'bus-7'" in harness.letters.letters[0].reason
+    harness.after(1)
+    assert harness.letters.letters == []
+    assert harness.store.batches[0][0].tags == {
+        "device": "bus-7",
+        "province": "unassigned",
+        "commune": "unassigned",
+    }
     assert harness.acks.mids == [1]
 
 
@@ -272,12 +278,17 @@ def test_drain_with_the_store_down_leaves_messages_unacked(harness: Harness) -> 
     assert harness.pipeline.write_errors == 1
 
 
-def test_more_in_flight_than_allowed_is_logged(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+def test_reading_pauses_at_max_in_flight_and_resumes_when_acknowledged(
+    harness: Harness,
 ) -> None:
-    harness.store.failures = [RetryableError("down")] * 10
-    for _ in range(5):
+    harness.store.failures = [RetryableError("down")]
+    for _ in range(3):
         harness.good()
-    assert harness.pipeline.pending == 5
-    warnings = [r for r in caplog.records if "more than ingest.max_in_flight = 4" in r.message]
-    assert len(warnings) == 1
+    assert harness.pipeline.accepting  # 3 of 4
+    harness.good()
+    assert not harness.pipeline.accepting  # 4 unacknowledged: the worker stops reading
+    harness.after(0)  # the store is down: still unacknowledged
+    assert not harness.pipeline.accepting
+    harness.after(1.0)  # the retry stores the batch of 3 (batch_size) ...
+    assert harness.acks.mids == [1, 2, 3]
+    assert harness.pipeline.accepting
