@@ -191,7 +191,7 @@ def worker_config(root: Path, port: int, influx_url: str, registry: Path) -> Pat
     raw["store"]["influxdb"].update(url=influx_url, database=DATABASE)
     raw["database"]["url"] = f"sqlite:///{root / 'state.sqlite'}"
     raw["devices"]["registry"] = str(registry)
-    raw["ingest"].update(client_id=WORKER_ID, spool_dir=str(root / "spool"))
+    raw["ingest"].update(client_id=WORKER_ID, spool_dir=str(root / "spool"), metrics_port=None)
     path = root / "bench-ingest.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     load_settings(path)  # a bad file stops here, not in the subprocess

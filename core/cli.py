@@ -203,8 +203,11 @@ def ingest(config: ConfigOption = Path("config.yaml"), verbose: bool = False) ->
     """Run the ingest worker: MQTT → decode → enrich → batch → store; bad input → dead-letter."""
     setup_logging(verbose)
     settings = settings_or_exit(config)
+    from core.clock import SystemClock
     from ingest.deadletter import SqlDeadLetterStore
+    from ingest.exporter import make_exporter
     from ingest.spool import SpoolInUseError, open_spool
+    from ingest.unassigned import SqlUnassignedDevices
     from ingest.worker import IngestWorker
     from layers.registry import read_registry
 
@@ -216,17 +219,29 @@ def ingest(config: ConfigOption = Path("config.yaml"), verbose: bool = False) ->
         typer.echo(f"cityops ingest: {exc}", err=True)
         raise typer.Exit(code=1) from None
     store = build_store(settings)
+    engine = build_engine(settings)
+    limit = settings.ingest.unassigned_max_devices
     worker = IngestWorker(
         settings,
         store,
         devices,
         geography,
-        SqlDeadLetterStore(build_engine(settings)),
+        SqlDeadLetterStore(engine),
         spool=spool,
+        unassigned=SqlUnassignedDevices(engine, max_devices=limit) if limit else None,
     )
+    exporter = make_exporter(settings.ingest, worker.metrics, SystemClock())
     try:
+        if exporter is not None:
+            try:
+                exporter.start()
+            except ConfigError as exc:  # the port is taken: say which setting to change
+                typer.echo(f"cityops ingest: {exc}", err=True)
+                raise typer.Exit(code=2) from None
         worker.run_forever(stop_on_signals())
     finally:
+        if exporter is not None:
+            exporter.stop()
         store.close()
 
 

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Final
+from typing import Final, Protocol
 
-from core.errors import PermanentError, RetryableError
-from core.ports import Store
+from core.errors import DECODE_CODES, PermanentError, RetryableError
 from core.types import Point
 
 log = logging.getLogger("cityops.ingest")
@@ -37,9 +36,10 @@ LAG_BUCKETS_S: Final = (
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
 )  # fmt: skip
 
-# Dead-letter reason codes (a bounded label set: free text would explode the series).
+# Dead-letter reason codes (a bounded label set: free text would explode the series):
+# DecodeError's codes (core/errors.py), then
 DEAD_LETTER_REASONS: Final = (
-    "decode",  # DecodeError: the payload is not a reading
+    *DECODE_CODES,
     "internal",  # an unexpected exception while decoding (a bug; the message is kept)
     "store_refused",  # the store refused the points (PermanentError), also from the spool
     "other",  # any code not above
@@ -299,6 +299,12 @@ def snapshot_point(
     return Point(MEASUREMENT, {WORKER_TAG: worker}, fields, current.taken_at)
 
 
+class PointSink(Protocol):
+    """Where snapshots go: the Store port's write."""
+
+    def write(self, points: Sequence[Point]) -> None: ...
+
+
 class SnapshotWriter:
     """Writes :func:`snapshot_point` through the store every ``interval_s``, from the worker
     thread (the loop calls :meth:`seconds_until_due` to bound its wait and
@@ -306,7 +312,7 @@ class SnapshotWriter:
     nor retried: the next snapshot carries the same counters."""
 
     def __init__(
-        self, metrics: IngestMetrics, store: Store, *, worker: str, interval_s: float
+        self, metrics: IngestMetrics, store: PointSink, *, worker: str, interval_s: float
     ) -> None:
         self._metrics = metrics
         self._store = store

@@ -17,18 +17,20 @@ drives it and the MQTT adapter from one thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from core.errors import DecodeError, PermanentError, RetryableError
+from core.errors import DecodeError, PermanentError, RetryableError, reason_code
 from core.ports import Clock, DeadLetterStore, Store
 from core.settings import Settings
 from core.types import DeadLetter, Point
 from ingest.batch import AckSequencer, Backoff, Batcher
 from ingest.enrich import Enricher
+from ingest.metrics import IngestMetrics
 from ingest.mqtt import Delivery
 from ingest.spool import DiskSpool, SpoolFullError, drain_oldest
 
@@ -39,6 +41,7 @@ log = logging.getLogger("cityops.ingest")
 
 RETRY_FIRST_S = 0.25
 RETRY_MAX_S = 30.0
+STORE_REFUSED = "store_refused"  # the dead-letter count for points the store refused
 WRITE_POLL_S = 0.002  # how often the loop looks at a write running on the writer thread
 POLL_MAX_S = 0.1
 STOP_TIMEOUT_S = 30.0
@@ -70,6 +73,7 @@ class IngestPipeline:
         retry_max_s: float = RETRY_MAX_S,
         spool: DiskSpool | None = None,
         writer: Executor | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self._ingest = settings.ingest
         self._store = store
@@ -84,17 +88,37 @@ class IngestPipeline:
         self._in_flight: dict[int, Delivery] = {}
         self._unwritten: list[_Message] = []  # a batch the store refused for now, oldest first
         self._write_backoff = Backoff(retry_first_s, retry_max_s)
-        self._letters_waiting: list[tuple[DeadLetter, _Message]] = []
+        self._letters_waiting: list[tuple[DeadLetter, _Message, str]] = []
         self._letter_backoff = Backoff(retry_first_s, retry_max_s)
         self._next_seq = 0
         self._spool = spool
         self._spool_full = False  # the last append did not fit; wait for a drained batch
         # With a writer (one thread), a batch is written while the next one is received.
         self._writer = writer
-        self._writing: Future[None] | None = None
-        self.received = self.stored = self.dead_lettered = self.write_errors = 0
-        self.spooled = 0
+        self._writing: Future[float] | None = None  # its result: how long the write took
+        self.metrics = metrics if metrics is not None else IngestMetrics()
         self.acks_skipped = 0  # acks not sent because the connection changed
+
+    # Counters live in ``metrics`` (exported, snapshotted); these names read them.
+    @property
+    def received(self) -> int:
+        return self.metrics.received
+
+    @property
+    def stored(self) -> int:
+        return self.metrics.stored
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(self.metrics.dead_lettered.values())
+
+    @property
+    def write_errors(self) -> int:
+        return self.metrics.write_errors
+
+    @property
+    def spooled(self) -> int:
+        return self.metrics.spooled
 
     @property
     def pending(self) -> int:
@@ -115,7 +139,7 @@ class IngestPipeline:
         """Called for every MQTT message (inside the network loop: no store I/O here)."""
         self._next_seq += 1
         message = _Message(self._next_seq, delivery)
-        self.received += 1
+        self.metrics.received += 1
         self._sequencer.received(message.seq)
         self._in_flight[message.seq] = delivery
         now = self._clock.now()
@@ -124,13 +148,19 @@ class IngestPipeline:
                 delivery.topic, delivery.payload, now, self._ingest
             )
         except DecodeError as exc:
-            self._dead_letter(message, exc.reason)
+            self._dead_letter(message, exc.reason, exc.code)
             return
         except Exception as exc:  # a bug must cost one message (kept), not the stream
             log.exception("decoding %s failed unexpectedly", delivery.topic)
-            self._dead_letter(message, f"internal error while decoding: {exc!r}")
+            reason = f"internal error while decoding: {exc!r}"
+            self._dead_letter(message, reason, reason_code(exc))
             return
         self._batcher.add(points, _Message(message.seq, delivery, points), now)
+
+    @property
+    def store_up(self) -> bool:
+        """The last store write succeeded (or none failed yet)."""
+        return self._write_backoff.failures == 0
 
     @property
     def accepting(self) -> bool:
@@ -177,7 +207,7 @@ class IngestPipeline:
         if self._writing is not None:
             if not self._writing.done():
                 return  # the batch is on its way; the next one keeps filling
-            self._write_finished(now, self._writing.exception())
+            self._write_finished(now, *_outcome(self._writing))
             self._writing = None
         if not self._unwritten and self._batcher.due(now):
             self._unwritten = self._batcher.take()[1]
@@ -196,9 +226,9 @@ class IngestPipeline:
         if self._letters_waiting:
             self._retry_letters(now)
         if self._writing is not None:
-            exc = self._writing.exception()  # waits for the write under way
+            outcome = _outcome(self._writing)  # waits for the write under way
             self._writing = None
-            if not self._write_finished(now, exc):
+            if not self._write_finished(now, *outcome):
                 return
         while True:
             if not self._unwritten:
@@ -214,21 +244,26 @@ class IngestPipeline:
         finishes it when the writer is done."""
         if self._spooling:
             return self._to_spool()
+        if self._write_backoff.failures:
+            self.metrics.store_retries += 1
         points = [point for message in self._unwritten for point in message.points]
         if self._writer is not None and not wait:
-            self._writing = self._writer.submit(self._store.write, points)
-            return False
+            try:
+                self._writing = self._writer.submit(_timed_write, self._store, points)
+                return False
+            except RuntimeError:  # the writer was shut down (interpreter exit): write here
+                pass
         try:
-            self._store.write(points)
+            seconds = _timed_write(self._store, points)
         except Exception as exc:
-            return self._write_finished(now, exc)
-        return self._write_finished(now, None)
+            return self._write_finished(now, 0.0, exc)
+        return self._write_finished(now, seconds, None)
 
-    def _write_finished(self, now: datetime, exc: BaseException | None) -> bool:
+    def _write_finished(self, now: datetime, seconds: float, exc: BaseException | None) -> bool:
         """What the store said about the unwritten batch; True when it is done."""
         if exc is None:
             self._write_backoff.succeeded()
-            self._stored(self._unwritten)
+            self._stored(self._unwritten, seconds)
             self._unwritten = []
             return True
         if isinstance(exc, PermanentError):
@@ -246,7 +281,8 @@ class IngestPipeline:
         refused message stands alone: about log2(batch) writes per refused message instead
         of one write per message."""
         if len(self._unwritten) == 1:
-            self._dead_letter(self._unwritten.pop(), f"store refused the reading: {refused}")
+            reason = f"store refused the reading: {refused}"
+            self._dead_letter(self._unwritten.pop(), reason, STORE_REFUSED)
             self._write_backoff.succeeded()
             return True
         middle = len(self._unwritten) // 2
@@ -254,10 +290,13 @@ class IngestPipeline:
         while stack:
             group = stack.pop()
             try:
-                self._store.write([point for message in group for point in message.points])
+                seconds = _timed_write(
+                    self._store, [point for message in group for point in message.points]
+                )
             except PermanentError as exc:
                 if len(group) == 1:
-                    self._dead_letter(group[0], f"store refused the reading: {exc}")
+                    reason = f"store refused the reading: {exc}"
+                    self._dead_letter(group[0], reason, STORE_REFUSED)
                 else:
                     middle = len(group) // 2
                     stack += [group[middle:], group[:middle]]
@@ -265,19 +304,20 @@ class IngestPipeline:
             except Exception as exc:  # the store went away meanwhile: keep the rest, in order
                 self._unwritten = group + [message for rest in reversed(stack) for message in rest]
                 return self._write_failed(now, str(exc))
-            self._stored(group)
+            self._stored(group, seconds)
         self._unwritten = []
         self._write_backoff.succeeded()
         return True
 
-    def _stored(self, messages: Sequence[_Message]) -> None:
-        self.stored += len(messages)
+    def _stored(self, messages: Sequence[_Message], seconds: float) -> None:
+        device_ts = (message.points[0].ts for message in messages if message.points)
+        self.metrics.batch_stored(len(messages), seconds, device_ts, self._clock.now())
         for message in messages:
             self._finished(message)
 
     def _write_failed(self, now: datetime, why: str) -> bool:
         """Count the failure, then spool the batch; True when it is in the spool."""
-        self.write_errors += 1
+        self.metrics.write_errors += 1
         delay = self._write_backoff.failed(now)
         count = len(self._unwritten)
         if self._spool is not None and self._to_spool():
@@ -307,7 +347,7 @@ class IngestPipeline:
             return False
         self._spool_full = False
         self._unwritten = []
-        self.spooled += len(batch)
+        self.metrics.spooled += len(batch)
         for message in batch:
             self._finished(message)
         return True
@@ -315,39 +355,43 @@ class IngestPipeline:
     def _drain_spool(self, now: datetime) -> None:
         """Write the oldest spooled batch to the store (one per round: input keeps flowing)."""
         assert self._spool is not None
+        self.metrics.store_retries += 1
         try:
-            self.dead_lettered += drain_oldest(self._spool, self._store, self._dead_letters, now)
+            refused = drain_oldest(self._spool, self._store, self._dead_letters, now)
         except Exception as exc:  # the batch stays on disk and is retried
-            self.write_errors += 1
+            self.metrics.write_errors += 1
             delay = self._write_backoff.failed(now)
             bug = not isinstance(exc, RetryableError)
             log.warning("spooled batch not stored (%r); retry in %.1f s", exc, delay, exc_info=bug)
             return
+        self.metrics.dead_letter(STORE_REFUSED, refused)
+        self.metrics.batches_written += 1
         self._spool_full = False  # room again: a waiting batch may follow
         self._write_backoff.succeeded()
 
     # -- dead letters ------------------------------------------------------------------
 
-    def _dead_letter(self, message: _Message, reason: str) -> None:
+    def _dead_letter(self, message: _Message, reason: str, code: str) -> None:
+        """Keep the message with its reason; counted under ``code`` once it is kept."""
         delivery = message.delivery
         letter = DeadLetter(delivery.received_at, delivery.topic, delivery.payload, reason)
         log.info("dead letter from %s: %s", delivery.topic, reason)
         if self._letters_waiting:  # keep their order: the database is known to be down
-            self._letters_waiting.append((letter, message))
+            self._letters_waiting.append((letter, message, code))
             return
         try:
             self._dead_letters.put(letter)
         except RetryableError as exc:
-            self._letters_waiting.append((letter, message))
+            self._letters_waiting.append((letter, message, code))
             delay = self._letter_backoff.failed(self._clock.now())
             log.warning("dead letter not stored (%s); retry in %.1f s", exc, delay)
             return
-        self.dead_lettered += 1
+        self.metrics.dead_letter(code)
         self._finished(message)
 
     def _retry_letters(self, now: datetime) -> None:
         while self._letters_waiting:
-            letter, message = self._letters_waiting[0]
+            letter, message, code = self._letters_waiting[0]
             try:
                 self._dead_letters.put(letter)
             except RetryableError as exc:
@@ -355,7 +399,7 @@ class IngestPipeline:
                 log.warning("dead letters still not stored (%s); retry in %.1f s", exc, delay)
                 return
             self._letters_waiting.pop(0)
-            self.dead_lettered += 1
+            self.metrics.dead_letter(code)
             self._finished(message)
         self._letter_backoff.succeeded()
 
@@ -365,3 +409,16 @@ class IngestPipeline:
         for seq in self._sequencer.done(message.seq):
             if not self._ack(self._in_flight.pop(seq)):
                 self.acks_skipped += 1
+
+
+def _timed_write(store: Store, points: Sequence[Point]) -> float:
+    """Write, and return how long the store took (seconds)."""
+    began = time.perf_counter()
+    store.write(points)
+    return time.perf_counter() - began
+
+
+def _outcome(write: Future[float]) -> tuple[float, BaseException | None]:
+    """(seconds, None) for a finished write, (0, the error) for a failed one; waits."""
+    exc = write.exception()
+    return (0.0, exc) if exc is not None else (write.result(), None)

@@ -3,18 +3,21 @@ session (:class:`ingest.mqtt.MqttSource`) from one thread until stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.clock import SystemClock
-from core.ports import Clock, DeadLetterStore, Store
+from core.ports import Clock, DeadLetterStore, Store, UnassignedDevices
 from core.settings import Settings
+from core.types import Point
 from ingest.enrich import Enricher
+from ingest.metrics import IngestMetrics, SnapshotWriter
 from ingest.mqtt import ClientFactory, Delivery, MqttSource, make_client
 from ingest.pipeline import RETRY_FIRST_S, RETRY_MAX_S, IngestPipeline
 from ingest.spool import DiskSpool
@@ -61,17 +64,27 @@ class IngestWorker:
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
         spool: DiskSpool | None = None,
+        unassigned: UnassignedDevices | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
         # One thread writes a batch to the store while this one receives the next.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="cityops-store")
+        self.metrics = IngestMetrics()
+        # Snapshots for the dashboard's /pipeline page, through the writer thread too:
+        # one thread talks to the store.
+        self._snapshots = SnapshotWriter(
+            self.metrics,
+            _ThroughWriter(store, self._writer),
+            worker=settings.ingest.client_id,
+            interval_s=settings.ingest.metrics_interval_s,
+        )
         self._source = MqttSource(
             settings, self._receive, client_factory=client_factory, clock=self._clock
         )
         self._pipeline = IngestPipeline(
             settings,
             store,
-            Enricher.for_geography(devices, geography),
+            Enricher.for_geography(devices, geography, unassigned=unassigned),
             dead_letters,
             self._source.ack,
             clock=self._clock,
@@ -79,6 +92,7 @@ class IngestWorker:
             retry_max_s=retry_max_s,
             spool=spool,
             writer=self._writer,
+            metrics=self.metrics,
         )
         self._stop_requested = threading.Event()
         self._ready = threading.Event()
@@ -139,15 +153,24 @@ class IngestWorker:
                 if (spool := self._pipeline.spool) is not None:
                     spool.close()  # the next worker on this folder may take it
 
+    def _update_gauges(self) -> None:
+        metrics, spool = self.metrics, self._pipeline.spool
+        metrics.pending = self._pipeline.pending
+        metrics.mqtt_connected = int(self._source.ready)
+        metrics.connects = self._source.connects
+        metrics.spool_batches = spool.batches if spool is not None else 0
+        metrics.spool_bytes = spool.bytes_used if spool is not None else 0
+
     def _receive(self, delivery: Delivery) -> None:
         self._pipeline.receive(delivery)
 
     def _run_once(self) -> None:
         try:
-            due = self._pipeline.seconds_until_due(self._clock.now())
+            now = self._clock.now()
+            due = self._pipeline.seconds_until_due(now)
+            wait = min(POLL_MAX_S, self._snapshots.seconds_until_due(now))
             self._source.poll(
-                POLL_MAX_S if due is None else min(POLL_MAX_S, due),
-                read=self._pipeline.accepting,
+                wait if due is None else min(wait, due), read=self._pipeline.accepting
             )
             if self._source.ready:
                 self._ready.set()
@@ -155,6 +178,28 @@ class IngestWorker:
                 self._ready.clear()
             self._pipeline.step()
             self._source.flush_acks()  # this round's PUBACKs, in order, in one write
+            self._update_gauges()
+            if self._pipeline.store_up:  # no snapshot queued behind a store that times out
+                self._snapshots.write_if_due(self._clock.now())
         except Exception:  # a bug in one round must not end ingest
             log.exception("ingest loop round failed")
             time.sleep(1.0)
+
+
+class _ThroughWriter:
+    """Writes that run on ``writer`` behind the batches, for the occasional write the loop
+    makes itself (metrics snapshots): the loop never waits for them."""
+
+    def __init__(self, store: Store, writer: Executor) -> None:
+        self._store = store
+        self._writer = writer
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Queue the write behind the batch under way and return; a failure is logged."""
+        with contextlib.suppress(RuntimeError):  # RuntimeError: shut down (interpreter exit)
+            self._writer.submit(self._store.write, points).add_done_callback(_log_failure)
+
+
+def _log_failure(future: Future[None]) -> None:
+    if (exc := future.exception()) is not None:
+        log.warning("ingest metrics snapshot not stored: %s", exc)

@@ -28,7 +28,7 @@ def _write_snapshots(scenario: Scenario) -> None:
     live.spool_bytes = 5 << 20
     live.spool_batches = 3
     live.mqtt_connected = 1
-    live.dead_letter("decode", 12)
+    live.dead_letter("not_json", 12)
     live.dead_letter("store_refused", 2)
     for latency in (0.004, 0.008, 0.02, 0.9):
         live.batch_stored(11750, latency, [now - timedelta(seconds=1.5)], now)
@@ -66,7 +66,7 @@ def test_pipeline_page_shows_each_worker(
     expect(live.locator('[data-col="received"]')).to_have_text("48.213")
     expect(live.locator('[data-col="stored"]')).to_have_text("47.000")
     expect(live.locator('[data-col="dead_lettered"]')).to_contain_text("14")
-    expect(live.locator('[data-reason="decode"]')).to_have_text("không đọc được: 12")
+    expect(live.locator('[data-reason="not_json"]')).to_have_text("không phải JSON: 12")
     expect(live.locator('[data-col="pending"]')).to_have_text("37")
     expect(live.locator('[data-col="spool"]')).to_have_text("5,0 MiB, 3 lô")
     # 4, 8, 20, 900 ms: p50 at the top of (5, 10] ms, p99 at 96 % of (0.5, 1] s

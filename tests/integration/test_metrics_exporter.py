@@ -47,7 +47,7 @@ def test_get_metrics_serves_the_exposition(
     exporter: MetricsExporter, metrics: IngestMetrics
 ) -> None:
     metrics.received = 41
-    metrics.dead_letter("decode")
+    metrics.dead_letter("not_json")
     status, content_type, body = get(exporter.port, "/metrics")
     assert status == 200
     assert content_type == CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"

@@ -38,7 +38,7 @@ def snapshot(worker: str, at: datetime, *, connected: int = 1, writes: bool = Tr
     metrics.spool_bytes = 3 << 20
     metrics.spool_batches = 2
     metrics.mqtt_connected = connected
-    metrics.dead_letter("decode", 4)
+    metrics.dead_letter("not_json", 4)
     metrics.dead_letter("store_refused", 1)
     if writes:
         for latency in (0.01, 0.01, 0.2):
@@ -62,7 +62,7 @@ def test_frame_has_one_row_per_worker_with_the_last_snapshot(store: SqliteStore)
     assert list(frame.index) == ["ingest-a", "ingest-b"]
     a = frame.loc["ingest-a"]
     assert a["received"] == 12345
-    assert a["dead_lettered_decode"] == 4
+    assert a["dead_lettered_not_json"] == 4
     assert a["last_seen"] == NOW - timedelta(seconds=15)
     # The last snapshot had no writes: the older p99 must not show as current.
     assert frame["write_latency_p99_s"].isna()["ingest-a"]
@@ -85,7 +85,7 @@ def test_table_shows_numbers_states_and_reasons(store: SqliteStore) -> None:
     words = texts(rows["ingest-a"])
     assert "12.345" in words  # received, Vietnamese thousands separator
     assert "12.000" in words  # stored: 3 batches of 4000
-    assert "không đọc được: 4" in words
+    assert "không phải JSON: 4" in words
     assert "CSDL từ chối: 1" in words
     assert "3,0 MiB, 2 lô" in words
     assert "2,0 giây" in words  # lag

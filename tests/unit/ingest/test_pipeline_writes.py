@@ -59,6 +59,9 @@ def test_refused_messages_are_found_by_halves(tmp_path: Path) -> None:
     ] * 2
     assert harness.acks.mids == list(range(1, 65))  # every one, in arrival order
     assert (harness.pipeline.stored, harness.pipeline.dead_lettered) == (62, 2)
+    metrics = harness.pipeline.metrics
+    assert metrics.dead_lettered["store_refused"] == 2
+    assert metrics.batches_written == metrics.write_latency.snapshot().count >= 2
     assert sorted(set(store.kept)) == [float(n) for n in range(64) if n not in bad]
     # one message at a time would take 1 + 64 writes; by halves 1 + 2 * 2 * log2(64) at most
     assert store.calls <= 1 + 2 * 2 * 6
