@@ -10,9 +10,8 @@ distinct timestamps per device) is queued twice for a persistent session that is
   its start until it exits after N (``-C N``, stdout counted through a pipe);
 * worker: ``cityops ingest`` (shipped config.yaml settings) in a subprocess reconnects;
   timed from its "MQTT connected" log line until ``SELECT count(pm25) FROM air`` (polled
-  every 0.5 s) reaches N. CPU per
-  message = (utime+stime when done - utime+stime when an idle worker was ready) / N, from
-  /proc; peak RSS = VmHWM.
+  every 0.5 s) reaches N. CPU per message = (utime+stime when done - utime+stime when an
+  idle worker was ready) / N, from /proc; peak RSS = VmHWM.
 
 Each case runs ``--repeat`` times (default 3), alternating, on a fresh backlog; the table
 shows the run with the median time of each case.
@@ -292,7 +291,8 @@ def write_results(cells: list[list[str]], machine: str, args: argparse.Namespace
         f"Ingest: one worker vs the broker's delivery limit, {args.messages:,} messages",
         [
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · "
-            f"`python -m bench.bench_ingest --messages {args.messages} --devices {args.devices}`",
+            f"`python -m bench.bench_ingest --messages {args.messages} --devices {args.devices}"
+            f" --repeat {args.repeat}`",
             "",
             *markdown_table(cells),
             "",

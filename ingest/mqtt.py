@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import select
 import time
 from collections.abc import Callable
@@ -282,10 +283,12 @@ class MqttSource:
         self._connected = False
         self._subscribed = False
         self._need_connect = True
-        delay = self._reconnect_delay
+        # Jitter (half to all of the backoff): workers that lost the broker together do not
+        # all come back in the same second.
+        delay = self._reconnect_delay * random.uniform(0.5, 1.0)
         self._reconnect_at = time.monotonic() + delay
-        self._reconnect_delay = min(float(RECONNECT_MAX_S), delay * 2)
-        log.warning("MQTT broker connection down (%s); next attempt in %.0f s", why, delay)
+        self._reconnect_delay = min(float(RECONNECT_MAX_S), self._reconnect_delay * 2)
+        log.warning("MQTT broker connection down (%s); next attempt in %.1f s", why, delay)
 
     def _no_connack(self) -> None:
         # An MQTT 3.1.1-only broker may choke on the MQTT 5 properties and never answer

@@ -30,6 +30,7 @@ from core.settings import Settings
 from core.types import DeadLetter, Point
 from ingest.batch import AckSequencer, Backoff, Batcher
 from ingest.enrich import Enricher
+from ingest.loglimit import LimitedLog
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Delivery
 from ingest.spool import DiskSpool, SpoolFullError, drain_oldest
@@ -98,6 +99,7 @@ class IngestPipeline:
         self._writing: Future[float] | None = None  # its result: how long the write took
         self.metrics = metrics if metrics is not None else IngestMetrics()
         self.acks_skipped = 0  # acks not sent because the connection changed
+        self._letter_log = LimitedLog(log, what="dead letters (cityops deadletter list)")
 
     # Counters live in ``metrics`` (exported, snapshotted); these names read them.
     @property
@@ -375,7 +377,7 @@ class IngestPipeline:
         """Keep the message with its reason; counted under ``code`` once it is kept."""
         delivery = message.delivery
         letter = DeadLetter(delivery.received_at, delivery.topic, delivery.payload, reason)
-        log.info("dead letter from %s: %s", delivery.topic, reason)
+        self._letter_log.info("dead letter from %s: %s", delivery.topic, reason)
         if self._letters_waiting:  # keep their order: the database is known to be down
             self._letters_waiting.append((letter, message, code))
             return

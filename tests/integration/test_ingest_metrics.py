@@ -61,3 +61,29 @@ def test_counters_reach_prometheus_and_the_store(rig: Rig) -> None:  # noqa: F81
     eventually(lambda: rig.count("cityops_ingest", "received") >= 1, "a snapshot point")
     (row,) = rig.rows('SELECT last("received") AS received, "worker" FROM "cityops_ingest"')
     assert row["worker"] == rig.settings.ingest.client_id
+
+
+def test_a_reading_influxdb_refuses_is_dead_lettered_with_its_reason(rig: Rig) -> None:  # noqa: F811
+    # Another writer made "co2" a string field of "air": InfluxDB refuses any point with a
+    # numeric co2 (HTTP 400 partial write) and keeps the others of the batch.
+    answer = requests.post(
+        f"{rig.influxd.url}/write",
+        params={"db": rig.database, "precision": "ms"},
+        data=f'air,device=legacy co2="n/a" {now_ms() - 3_600_000}',
+        timeout=10,
+    )
+    assert answer.status_code == 204, answer.text
+    worker = rig.worker()
+    base = now_ms() - 60_000
+    for n in range(12):
+        reading = {"ts": base + n * 1000, "pm25": float(n)}
+        if n == 7:
+            reading["co2"] = 415.0
+        rig.publish("city/air/aq-hc1", reading)
+    eventually(lambda: worker.stats.pending == 0 and worker.stats.received == 12, "all done")
+
+    assert rig.count() == 11
+    (letter,) = rig.dead_letters.recent(10)
+    assert b'"co2": 415.0' in letter.payload
+    assert "field type conflict" in letter.reason
+    assert worker.metrics.dead_lettered["store_refused"] == 1
