@@ -250,6 +250,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
                     "cityops demo — đang chạy / running "
                     f"(ready in {time.monotonic() - started:.1f} s)",
                     f"  Bảng điều khiển / dashboard : {url}",
+                    f"  Thu nhận / ingest health    : {url}pipeline/",
                     f"  MQTT broker (amqtt)         : mqtt://127.0.0.1:{broker.port}  "
                     "topics city/<kind>/<device_id>",
                     f"  Thiết bị / devices          : {len(devices)} "
