@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from core.settings import Settings
 
 log = logging.getLogger("cityops.ingest")
 
@@ -39,6 +43,9 @@ PUBLISH = 0x30
 PUBACK = 0x40
 _FAST_PUBLISH = (PUBLISH, PUBLISH | 0x02)
 _PUBACK_HEADER = bytes((PUBACK, 0x02))  # MQTT 3.1.1 and 5 (reason Success, no properties)
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
 
 RawPublish = Callable[[bytes, bytes, int, int], None]
 
@@ -215,3 +222,48 @@ def _publish(buf: bytearray, header: int, body: int, end: int, v5: bool, raw: Ra
         raise MalformedStream("PUBLISH shorter than its header")
     raw(bytes(buf[body + 2 : topic_end]), bytes(buf[position:end]), mid, qos)
     return True
+
+
+class ClientFactory(Protocol):
+    """Builds an unconnected paho client; tests pass their own to observe or break it."""
+
+    def __call__(
+        self, settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
+    ) -> BufferedClient: ...
+
+
+def use_broker_settings(client: mqtt.Client, settings: Settings) -> None:
+    """Credentials (the password from the environment) and TLS from ``settings.broker``."""
+    broker = settings.broker
+    if broker.username is not None:
+        password = broker.password.get_secret_value() if broker.password is not None else None
+        client.username_pw_set(broker.username, password)
+    if broker.tls:
+        client.tls_set()
+
+
+def make_client(
+    settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
+) -> BufferedClient:
+    """The production client: manual acks, credentials and TLS from ``settings.broker``."""
+    v5 = protocol == MQTTProtocolVersion.MQTTv5
+    client = BufferedClient(
+        CallbackAPIVersion.VERSION2,
+        client_id=settings.ingest.client_id,
+        protocol=protocol,
+        manual_ack=True,
+        clean_session=None if v5 else False,  # MQTT 5: clean_start=False at connect instead
+    )
+    use_broker_settings(client, settings)
+    # Used by paho's own loops; MqttSource applies the same bounds when it reconnects.
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+def connect_properties(settings: Settings) -> Properties:
+    """MQTT 5 CONNECT: keep the session (and queue our messages) for ``session_expiry_s``
+    while we are away; never have more than ``max_in_flight`` unacknowledged messages."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = settings.ingest.session_expiry_s
+    properties.ReceiveMaximum = settings.ingest.max_in_flight
+    return properties

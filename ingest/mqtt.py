@@ -25,11 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -37,56 +36,21 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from core.clock import SystemClock
 from core.ports import Clock
 from core.settings import Settings
-from ingest.fastmqtt import BufferedClient
+from ingest.fastmqtt import (
+    RECONNECT_MAX_S,
+    RECONNECT_MIN_S,
+    BufferedClient,
+    ClientFactory,
+    connect_properties,
+    make_client,
+)
 from ingest.topics import subscription_filters
 
 log = logging.getLogger("cityops.ingest")
 
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 DISCONNECT_TIMEOUT_S = 5.0
 CONNACK_TIMEOUT_S = 3.0  # a broker on the LAN answers CONNECT in milliseconds
 _UNSUPPORTED_PROTOCOL = 0x84  # CONNACK reason; paho maps a 3.1.1 broker's code 1 to it
-
-
-class ClientFactory(Protocol):
-    """Builds an unconnected paho client; tests pass their own to observe or break it."""
-
-    def __call__(
-        self, settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
-    ) -> BufferedClient: ...
-
-
-def make_client(
-    settings: Settings, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
-) -> BufferedClient:
-    """The production client: manual acks, credentials and TLS from ``settings.broker``."""
-    v5 = protocol == MQTTProtocolVersion.MQTTv5
-    client = BufferedClient(
-        CallbackAPIVersion.VERSION2,
-        client_id=settings.ingest.client_id,
-        protocol=protocol,
-        manual_ack=True,
-        clean_session=None if v5 else False,  # MQTT 5: clean_start=False at connect instead
-    )
-    broker = settings.broker
-    if broker.username is not None:
-        password = broker.password.get_secret_value() if broker.password is not None else None
-        client.username_pw_set(broker.username, password)
-    if broker.tls:
-        client.tls_set()
-    # Used by paho's own loops; MqttSource applies the same bounds when it reconnects.
-    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-    return client
-
-
-def connect_properties(settings: Settings) -> Properties:
-    """MQTT 5 CONNECT: keep the session (and queue our messages) for ``session_expiry_s``
-    while we are away; never have more than ``max_in_flight`` unacknowledged messages."""
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = settings.ingest.session_expiry_s
-    properties.ReceiveMaximum = settings.ingest.max_in_flight
-    return properties
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from core.settings import Settings
 from core.types import DeadLetter, Point
 from ingest.batch import AckSequencer, Backoff, Batcher
 from ingest.enrich import Enricher
-from ingest.loglimit import LimitedLog
+from ingest.letters import LetterQueue
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Delivery
 from ingest.spool import DiskSpool, SpoolFullError, drain_oldest
@@ -89,8 +89,9 @@ class IngestPipeline:
         self._in_flight: dict[int, Delivery] = {}
         self._unwritten: list[_Message] = []  # a batch the store refused for now, oldest first
         self._write_backoff = Backoff(retry_first_s, retry_max_s)
-        self._letters_waiting: list[tuple[DeadLetter, _Message, str]] = []
-        self._letter_backoff = Backoff(retry_first_s, retry_max_s)
+        self._letters: LetterQueue[_Message] = LetterQueue(
+            dead_letters, self._letter_kept, retry_first_s=retry_first_s, retry_max_s=retry_max_s
+        )
         self._next_seq = 0
         self._spool = spool
         self._spool_full = False  # the last append did not fit; wait for a drained batch
@@ -99,7 +100,6 @@ class IngestPipeline:
         self._writing: Future[float] | None = None  # its result: how long the write took
         self.metrics = metrics if metrics is not None else IngestMetrics()
         self.acks_skipped = 0  # acks not sent because the connection changed
-        self._letter_log = LimitedLog(log, what="dead letters (cityops deadletter list)")
 
     # Counters live in ``metrics`` (exported, snapshotted); these names read them.
     @property
@@ -185,12 +185,12 @@ class IngestPipeline:
         ):
             return 0.0  # a spooled batch to drain, or a batch to append behind them
         moments = [
-            backoff.retry_at
-            for backoff, waiting in (
-                (self._write_backoff, self._unwritten or self._spooling),
-                (self._letter_backoff, self._letters_waiting),
+            moment
+            for moment in (
+                self._write_backoff.retry_at if self._unwritten or self._spooling else None,
+                self._letters.retry_at,
             )
-            if waiting and backoff.retry_at is not None
+            if moment is not None
         ]
         oldest = self._batcher.oldest_at()
         if oldest is not None and not self._unwritten:
@@ -204,8 +204,7 @@ class IngestPipeline:
     def step(self) -> None:
         """Write a due batch, retry what waits for the store or the dead-letter database."""
         now = self._clock.now()
-        if self._letters_waiting and self._letter_backoff.ready(now):
-            self._retry_letters(now)
+        self._letters.retry(now)
         if self._writing is not None:
             if not self._writing.done():
                 return  # the batch is on its way; the next one keeps filling
@@ -225,8 +224,7 @@ class IngestPipeline:
         """On stop: one attempt to store (or spool) everything waiting; the rest stays
         unacknowledged."""
         now = self._clock.now()
-        if self._letters_waiting:
-            self._retry_letters(now)
+        self._letters.retry(now, force=True)
         if self._writing is not None:
             outcome = _outcome(self._writing)  # waits for the write under way
             self._writing = None
@@ -374,36 +372,14 @@ class IngestPipeline:
     # -- dead letters ------------------------------------------------------------------
 
     def _dead_letter(self, message: _Message, reason: str, code: str) -> None:
-        """Keep the message with its reason; counted under ``code`` once it is kept."""
+        """Keep the message with its reason; acknowledged and counted once it is kept."""
         delivery = message.delivery
         letter = DeadLetter(delivery.received_at, delivery.topic, delivery.payload, reason)
-        self._letter_log.info("dead letter from %s: %s", delivery.topic, reason)
-        if self._letters_waiting:  # keep their order: the database is known to be down
-            self._letters_waiting.append((letter, message, code))
-            return
-        try:
-            self._dead_letters.put(letter)
-        except RetryableError as exc:
-            self._letters_waiting.append((letter, message, code))
-            delay = self._letter_backoff.failed(self._clock.now())
-            log.warning("dead letter not stored (%s); retry in %.1f s", exc, delay)
-            return
+        self._letters.put(letter, message, code, self._clock.now())
+
+    def _letter_kept(self, message: _Message, code: str) -> None:
         self.metrics.dead_letter(code)
         self._finished(message)
-
-    def _retry_letters(self, now: datetime) -> None:
-        while self._letters_waiting:
-            letter, message, code = self._letters_waiting[0]
-            try:
-                self._dead_letters.put(letter)
-            except RetryableError as exc:
-                delay = self._letter_backoff.failed(now)
-                log.warning("dead letters still not stored (%s); retry in %.1f s", exc, delay)
-                return
-            self._letters_waiting.pop(0)
-            self.metrics.dead_letter(code)
-            self._finished(message)
-        self._letter_backoff.succeeded()
 
     # -- acknowledgement ---------------------------------------------------------------
 

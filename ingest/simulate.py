@@ -38,6 +38,7 @@ from ingest.demo_devices import (
     URBAN_UNIT_TYPES,
     WaterStation,
 )
+from ingest.fastmqtt import use_broker_settings
 from layers.registry import Device
 
 log = logging.getLogger("cityops.simulate")
@@ -220,12 +221,7 @@ def make_publisher(settings: Settings, client_id: str | None = None) -> mqtt.Cli
         protocol=MQTTProtocolVersion.MQTTv311,
         clean_session=True,
     )
-    broker = settings.broker
-    if broker.username is not None:
-        password = broker.password.get_secret_value() if broker.password is not None else None
-        client.username_pw_set(broker.username, password)
-    if broker.tls:
-        client.tls_set()
+    use_broker_settings(client, settings)
     client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
     client.reconnect_delay_set(1, 30)
     return client

@@ -17,8 +17,9 @@ from core.ports import Clock, DeadLetterStore, Store, UnassignedDevices
 from core.settings import Settings
 from core.types import Point
 from ingest.enrich import Enricher
+from ingest.fastmqtt import ClientFactory, make_client
 from ingest.metrics import IngestMetrics, SnapshotWriter
-from ingest.mqtt import ClientFactory, Delivery, MqttSource, make_client
+from ingest.mqtt import Delivery, MqttSource
 from ingest.pipeline import RETRY_FIRST_S, RETRY_MAX_S, IngestPipeline
 from ingest.spool import DiskSpool
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from core.settings import parse_settings
-from ingest.mqtt import connect_properties, make_client
+from ingest.fastmqtt import connect_properties, make_client
 
 
 def test_connect_properties_keep_the_session_and_bound_in_flight(tmp_path: Path) -> None:
