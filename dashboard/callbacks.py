@@ -134,8 +134,11 @@ def render_chrome(
     )
 
 
-def drawn_key(metric_id: str, lang: str, size: float) -> str:
-    return f"{metric_id}|{lang}|{size:g}"
+def drawn_key(metric_id: str, lang: str, size: float, geometry: str = "") -> str:
+    """What the figure on screen was drawn for. ``geometry`` is the versioned geometry URL:
+    a page open for weeks gets a full figure, not a Patch, once a restarted server serves
+    other boundaries (other units, other order)."""
+    return f"{metric_id}|{lang}|{size:g}" + (f"|{geometry}" if geometry else "")
 
 
 def refresh_map(
@@ -171,7 +174,7 @@ def refresh_map(
             selected=selected if isinstance(selected, str) else None,
             text_px=size,
         )
-        key = drawn_key(metric_id, lang, size)
+        key = drawn_key(metric_id, lang, size, ctx.geo_url)
         if drawn == key:
             figure: Any = map_patch(arrays, ctx.map_units, ctx.inset)
         else:

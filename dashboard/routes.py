@@ -3,7 +3,8 @@
     /                              the map of the configured map level
     /?unit=<code>&metric=<id>      the same, with a unit's panel open (alert e-mails link here)
     /area/<level>/<code>           reserved for a page per unit; today it opens that unit's panel
-    /geo/<level>.json              the map geometry of a level (served by app.py)
+    /geo/<level>.json?v=<hash>     the map geometry of a level (dashboard/geo.py)
+    /geo/<level>/<code>.json       the geometry of the units of a level inside one unit
 
 ``lang=vi|en`` in the query picks the language.
 """

@@ -12,7 +12,7 @@ import geopandas as gpd
 from core.errors import ConfigError
 from core.settings import Settings
 from layers.boundaries import load_boundaries
-from layers.geometry import map_geojson
+from layers.geometry import map_geojson, view_tolerance
 from layers.levels import Hierarchy
 from layers.locate import Locator
 
@@ -53,7 +53,7 @@ class Geography:
         # re-entrant: locator() and map_geojson() call boundaries() while holding it
         self._lock = threading.RLock()
         self._frames: dict[str, gpd.GeoDataFrame] = {}
-        self._geojson: dict[str, dict[str, Any]] = {}
+        self._geojson: dict[tuple[str, str | None], dict[str, Any]] = {}
         self._locator: Locator | None = None
 
     @classmethod
@@ -100,9 +100,30 @@ class Geography:
                 self._locator = Locator(self.boundaries(self.lowest_level))
             return self._locator
 
-    def map_geojson(self, level: str) -> dict[str, Any]:
-        """The browser FeatureCollection of ``level`` (built once)."""
+    def view(self, level: str, parent: str | None = None) -> gpd.GeoDataFrame:
+        """The units of ``level`` inside ``parent`` (None: the whole scope), e.g. the
+        communes of one province for a drill-down. Raises KeyError for a level without a
+        boundary file, an unknown parent, a parent not above ``level``, or one with no
+        units of ``level`` inside the scope."""
+        frame = self.boundaries(level)
+        if parent is None:
+            return frame
+        unit = self.hierarchy.get(parent)
+        levels = self.hierarchy.levels
+        if unit is None or levels.index(unit.level) >= levels.index(level):
+            raise KeyError(f"{parent!r} is not a unit above level {level!r}")
+        inside = frame[[self.hierarchy.is_within(str(code), parent) for code in frame["code"]]]
+        if len(inside) == 0:
+            raise KeyError(f"no {level} of {parent!r} inside the scope")
+        return inside.reset_index(drop=True)
+
+    def map_geojson(self, level: str, parent: str | None = None) -> dict[str, Any]:
+        """The browser FeatureCollection of :meth:`view` (built once per view), simplified
+        for the size it is drawn at (:func:`layers.geometry.view_tolerance`): the country's
+        communes coarser than one province's. Shared borders stay matched within a view."""
+        key = (level, parent)
         with self._lock:
-            if level not in self._geojson:
-                self._geojson[level] = map_geojson(self.boundaries(level))
-            return self._geojson[level]
+            if key not in self._geojson:
+                frame = self.view(level, parent)
+                self._geojson[key] = map_geojson(frame, tolerance=view_tolerance(frame))
+            return self._geojson[key]

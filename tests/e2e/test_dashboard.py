@@ -3,6 +3,7 @@ live recolouring, air-gapped loading and wall-screen screenshots."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,10 @@ def test_map_draws_every_commune_in_its_band_colour(
     assert_local_only(page_log)
     paths_requested = {urlsplit(url).path for url in page_log.requests}
     assert "/geo/commune.json" in paths_requested
+    # the page asks for the versioned (immutable) URL, never the bare one
+    geometry = [urlsplit(url) for url in page_log.requests if "/geo/" in url]
+    assert geometry
+    assert all(re.fullmatch(r"v=[0-9a-f]{16}", part.query) for part in geometry), geometry
     assert "/assets/topojson/world_110m.json" in paths_requested  # not cdn.plot.ly
     assert page_log.console_errors == []
 

@@ -4,6 +4,7 @@ and a real waitress server on a free port."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import threading
@@ -72,35 +73,94 @@ def test_plotly_js_is_served_compressed(client: FlaskClient) -> None:
     assert gzip.decompress(plotly.data).startswith(b"/**\n* plotly.js")
 
 
-def test_geometry_route_serves_the_map_level_gzipped_and_cached(client: FlaskClient) -> None:
-    response = client.get("/geo/commune.json", headers={"Accept-Encoding": "gzip"})
+def _geo_url(app: dash.Dash) -> str:
+    """The versioned URL the page uses (the e2e tests check that the browser asks for it)."""
+    version = app.server.test_client().get("/geo/commune.json").headers["ETag"].strip('"')
+    return f"/geo/commune.json?v={version}"
+
+
+def test_geometry_route_serves_the_map_level_gzipped_and_cached(
+    app: dash.Dash, client: FlaskClient
+) -> None:
+    url = _geo_url(app)
+    assert re.fullmatch(r"/geo/commune\.json\?v=[0-9a-f]{16}", url), url
+    response = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200
     assert response.headers["Content-Encoding"] == "gzip"
-    assert "max-age" in response.headers["Cache-Control"]
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["Vary"] == "Accept-Encoding"
     collection = json.loads(gzip.decompress(response.data))
     assert collection["type"] == "FeatureCollection"
     ids = [feature["id"] for feature in collection["features"]]
     assert len(ids) == 94
     assert "20194" in ids
 
-    plain = client.get("/geo/commune.json")
+    plain = client.get(url)
     assert "Content-Encoding" not in plain.headers
     assert json.loads(plain.data) == collection
+    # strong ETags name the bytes: the version for the plain body, -gz for the gzipped one
+    version = url.rsplit("=", 1)[1]
+    assert plain.headers["ETag"] == f'"{version}"'
+    assert response.headers["ETag"] == f'"{version}-gz"'
+    assert hashlib.sha256(plain.data).hexdigest().startswith(version)
 
     etag = response.headers["ETag"]
-    assert client.get("/geo/commune.json", headers={"If-None-Match": etag}).status_code == 304
+    again = client.get(url, headers={"If-None-Match": etag, "Accept-Encoding": "gzip"})
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == etag
 
 
-@pytest.mark.parametrize("level", ["district", "nope", "province%00"])
-def test_geometry_route_refuses_other_levels(client: FlaskClient, level: str) -> None:
-    assert client.get(f"/geo/{level}.json").status_code == 404
+def test_unversioned_geometry_is_revalidated(app: dash.Dash, client: FlaskClient) -> None:
+    version = _geo_url(app).rsplit("=", 1)[1]
+    for url in ("/geo/commune.json", "/geo/commune.json?v=0123456789abcdef"):
+        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-cache", url
+        etag = response.headers["ETag"]
+        assert etag == f'"{version}-gz"'
+        check = client.get(url, headers={"If-None-Match": etag, "Accept-Encoding": "gzip"})
+        assert check.status_code == 304
+    stale = client.get("/geo/commune.json", headers={"If-None-Match": '"0123456789abcdef"'})
+    assert stale.status_code == 200
+
+
+def test_geometry_of_the_children_of_one_unit(client: FlaskClient) -> None:
+    response = client.get("/geo/commune/48.json", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    ids = [feature["id"] for feature in json.loads(gzip.decompress(response.data))["features"]]
+    assert len(ids) == 94
+    assert all(code.startswith("2") and len(code) == 5 for code in ids)
+    assert client.get("/geo/province/48.json").status_code == 404  # not above its level
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/geo/district.json",  # a level without boundaries
+        "/geo/nope.json",
+        "/geo/province%00.json",
+        "/geo/commune/99.json",  # no such unit
+        "/geo/commune/01.json",  # Hà Nội: outside the scope (Đà Nẵng)
+        "/geo/commune/20194.json",  # a commune has no communes
+        "/geo/nope/48.json",
+    ],
+)
+def test_unknown_geometry_is_a_json_404(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404, path
+    assert response.mimetype == "application/json"
+    assert response.get_json()["error"] == "no such map geometry"
+    assert "Traceback" not in response.get_data(as_text=True)
 
 
 def test_geometry_route_serves_no_files(client: FlaskClient) -> None:
-    # A slash never reaches the route: Dash's catch-all answers with the page itself.
     response = client.get("/geo/..%2Fconfig.json")
-    assert response.mimetype == "text/html"
+    assert response.status_code in (200, 404)
     assert "layers:" not in response.get_data(as_text=True)
+    assert client.get("/geo/../config.yaml").status_code in (200, 404)
+    assert "layers:" not in client.get("/geo/../config.yaml").get_data(as_text=True)
 
 
 def test_empty_world_topology_is_shipped(client: FlaskClient) -> None:

@@ -113,7 +113,7 @@ def test_click_selects_the_unit_only(ctx: DashboardContext) -> None:
 def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
     figure, drawn, updated, badge, status = refresh_map(ctx, "pm25", "vi", None, None, 20)
     assert isinstance(figure, go.Figure)
-    assert drawn == drawn_key("pm25", "vi", 20)
+    assert drawn == drawn_key("pm25", "vi", 20, "/geo/commune.json")
     assert updated == "Cập nhật lúc 08:00:00"
     assert badge is no_update  # no dead-letter store given
     assert status == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import shapely
@@ -144,3 +145,40 @@ def test_bad_boundary_file_fails_on_first_use_naming_file_and_code(tmp_path: Pat
         geography.locator()
     assert str(bad) in str(caught.value)
     assert "'99999'" in str(caught.value)
+
+
+def test_views_are_simplified_for_the_size_they_are_drawn_at() -> None:
+    raw = {
+        "layers": {
+            "scope": None,
+            "map_level": "commune",
+            "boundaries": {
+                "province": "layers/data/vn_provinces_2025.geojson",
+                "commune": "layers/data/vn_communes_2025.geojson",
+            },
+        }
+    }
+    country = Geography.from_settings(parse_settings(raw, environ={}, base_dir=REPO))
+    national = country.map_geojson("commune")
+    assert len(national["features"]) == 3321
+    danang = country.map_geojson("commune", "48")
+    assert len(danang["features"]) == 94
+    assert country.map_geojson("commune", "48") is danang  # built once per view
+
+    def vertices(collection: dict[str, Any], codes: set[str]) -> int:
+        return sum(
+            shapely.get_num_coordinates(shape(f["geometry"]))
+            for f in collection["features"]
+            if f["id"] in codes
+        )
+
+    codes = {f["id"] for f in danang["features"]}
+    # the country's communes are drawn small: coarser than one province's
+    assert vertices(national, codes) < 0.8 * vertices(danang, codes)
+    # and neighbours still share their borders exactly
+    geometries = [shape(f["geometry"]) for f in national["features"]]
+    assert shapely.coverage_is_valid(shapely.make_valid(geometries))
+    with pytest.raises(KeyError):
+        country.map_geojson("commune", "20194")  # a commune has no communes
+    with pytest.raises(KeyError):
+        country.map_geojson("province", "48")  # not above its own level
