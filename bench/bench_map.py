@@ -48,17 +48,9 @@ from core.types import Point
 from dashboard.app import create_app, make_server, stop_server
 from dashboard.geo import GeoCache
 from layers.geography import Geography
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NATIONAL_COMMUNES = "layers/data/vn_communes_2025.geojson"
 REFRESH_S = 2
 # Values in the bands of VN_AQI PM2.5 (Tốt … Nguy hại); a recolour moves each unit one up.

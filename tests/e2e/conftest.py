@@ -29,17 +29,9 @@ from core.types import DeadLetter, Point
 from dashboard.app import create_app, make_server, stop_server
 from ingest.deadletter import SqlDeadLetterStore
 from layers.geography import Geography
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SERVER_START_S = 10.0
 REFRESH_S = 2  # the wall refreshes every 10 s; the tests do not wait that long
 
