@@ -177,6 +177,93 @@ def devices_unassigned(
     typer.echo(f"{len(devices)} unassigned devices (times in Asia/Ho_Chi_Minh)")
 
 
+layers_app = typer.Typer(
+    help="Ranh giới hành chính / administrative boundaries: import from a GIS office, check.",
+    no_args_is_help=True,
+)
+app.add_typer(layers_app, name="layers")
+
+
+@layers_app.command("import")
+def layers_import(
+    source: Annotated[Path, typer.Argument(help="GeoJSON, Shapefile (.shp) or GeoPackage.")],
+    level: Annotated[str, typer.Option(help="Level of hierarchy.levels, e.g. commune.")],
+    out: Annotated[Path, typer.Option(help="The prepared GeoJSON to write.")],
+    config: ConfigOption = Path("config.yaml"),
+    code_field: Annotated[str | None, typer.Option(help="Default layers.import_fields.")] = None,
+    name_field: Annotated[str | None, typer.Option(help="Default layers.import_fields.")] = None,
+    parent_field: Annotated[str | None, typer.Option(help="Default layers.import_fields.")] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
+    source_crs: Annotated[str | None, typer.Option(help="CRS of a file without one.")] = None,
+) -> None:
+    """Import boundaries: map fields, reproject to EPSG:4326, pad codes, repair geometry.
+    Exit 0 written, 2 the file cannot be used (nothing written)."""
+    settings = settings_or_exit(config)
+    from layers.importer import FieldNames, LayerFileError, import_boundaries
+    from layers.layer_report import import_lines
+
+    defaults = settings.layers.import_fields
+    fields = FieldNames(
+        code=code_field or defaults.code,
+        name=name_field or defaults.name,
+        parent=parent_field or defaults.parent,
+    )
+    try:
+        report = import_boundaries(
+            source,
+            out,
+            level=level,
+            levels=list(settings.hierarchy.levels),
+            fields=fields,
+            layer=layer,
+            source_crs=source_crs,
+        )
+    except LayerFileError as exc:
+        typer.echo(f"lỗi / error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    for line in import_lines(report, level):
+        typer.echo(line)
+
+
+@layers_app.command("check")
+def layers_check(
+    path: Annotated[Path, typer.Argument(help="A prepared boundary layer (property code).")],
+    level: Annotated[str, typer.Option(help="Level of hierarchy.levels, e.g. commune.")],
+    config: ConfigOption = Path("config.yaml"),
+    parent_layer: Annotated[Path | None, typer.Option(help="Boundaries one level up.")] = None,
+    min_area_m2: Annotated[float, typer.Option(help="Slivers, gaps, overlaps: m².")] = 100.0,
+    scope: Annotated[
+        str | None, typer.Option(help="Unit code, or 'all'; default layers.scope.")
+    ] = None,
+) -> None:
+    """Check a boundary layer. Exit 0 usable (warnings are printed), 1 not usable (errors),
+    2 the file cannot be read."""
+    settings = settings_or_exit(config)
+    from layers.check import check_layer
+    from layers.importer import LayerFileError
+    from layers.layer_report import check_lines
+    from layers.levels import Hierarchy
+
+    try:
+        hierarchy = Hierarchy.from_csv(
+            settings.hierarchy.levels, settings.path(settings.hierarchy.units_file)
+        )
+        report = check_layer(
+            path,
+            level,
+            hierarchy,
+            scope=settings.layers.scope if scope is None else (None if scope == "all" else scope),
+            parent_layer=parent_layer,
+            min_area_m2=min_area_m2,
+        )
+    except (LayerFileError, ConfigError) as exc:
+        typer.echo(f"lỗi / error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    for line in check_lines(report, hierarchy):
+        typer.echo(line)
+    raise typer.Exit(code=report.exit_code)
+
+
 @app.command("check-config")
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Check a configuration file: print every problem and exit non-zero if there is one."""

@@ -155,6 +155,15 @@ class HierarchySettings(_Section):
         return tuple(level.name for level in self.levels)
 
 
+class ImportFieldsSettings(_Section):
+    """Default field names of ``cityops layers import`` (a GIS office's, e.g. MA_XA);
+    --code-field/--name-field/--parent-field override them. None = the file has no such field."""
+
+    code: Annotated[str, Field(min_length=1)] = "code"
+    name: str | None = "name"
+    parent: str | None = "parent_code"
+
+
 class LayersSettings(_Section):
     """Boundary files (GeoJSON, property ``code``) per level, and the area the system covers."""
 
@@ -164,6 +173,7 @@ class LayersSettings(_Section):
     }
     scope: str | None = "48"  # code of the unit the deployment covers; None = the whole country
     map_level: str = "commune"
+    import_fields: ImportFieldsSettings = ImportFieldsSettings()
 
 
 class DevicesSettings(_Section):
