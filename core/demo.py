@@ -9,6 +9,7 @@ the trend charts are not empty. Ctrl-C stops everything in reverse order.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
@@ -50,7 +51,7 @@ def demo_overrides(
     raw: dict[str, Any], workdir: Path, *, broker_port: int, smtp_port: int, dashboard_port: int
 ) -> dict[str, Any]:
     """The configuration file with the demo's embedded parts put in place of the servers."""
-    tree: dict[str, Any] = json.loads(json.dumps(raw or {}))
+    tree: dict[str, Any] = copy.deepcopy(raw or {})  # YAML gives dates too: not JSON
     tree.setdefault("broker", {}).update(
         host="127.0.0.1",
         port=broker_port,

@@ -52,11 +52,14 @@ class Store(Protocol):
         since: datetime,
         parent: UnitRef | None = None,
         aggregation: Aggregation = "mean",
+        until: datetime | None = None,
     ) -> list[UnitValue]:
-        """Called by the dashboard map and the alert evaluator.
+        """Called by the dashboard map, the alert evaluator and the map at a past moment
+        (dashboard/history.py, which passes ``until``).
 
-        For every device with a value of ``metric`` at or after ``since``, take its last
-        value; group devices by their ``level`` tag (only those tagged ``parent.code``
+        For every device with a value of ``metric`` at or after ``since`` (and before
+        ``until`` when given: the window is [since, until)), take its last value in that
+        window; group devices by their ``level`` tag (only those tagged ``parent.code``
         at ``parent.level`` when a parent is given) and combine with ``aggregation``.
         Units without data are absent. Sorted by code."""
         ...

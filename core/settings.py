@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -31,6 +33,8 @@ from core.types import AGGREGATIONS, Aggregation, MetricRef
 
 ENV_PREFIX = "CITYOPS_"
 SECRET_KEYS = ("password", "token")
+# Vietnam's legal time: the 2025 reform took effect at midnight here, whatever site.timezone says.
+REFORM_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PortOrZero = Annotated[int, Field(ge=0, le=65535)]  # 0 = pick a free port
@@ -131,6 +135,43 @@ class LevelSettings(_Section):
     label: Label
 
 
+class HistorySettings(_Section):
+    """Readings stored before the 2025 reform carry pre-2025 unit codes; the mapping file
+    (layers/history.py, docs/design/009-history-mapping.md) shows them on today's units.
+    ``mapping_file: null`` turns the mapping off."""
+
+    mapping_file: str | None = "layers/data/commune_mapping_pre2025_to_2025.csv"
+    # Readings from before 00:00 Asia/Ho_Chi_Minh on this day carry the pre-2025 codes.
+    reform_date: date = date(2025, 7, 1)
+
+    @field_validator("mapping_file")
+    @classmethod
+    def _csv_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be the path of a CSV file, or null to turn the mapping off")
+        return value
+
+    @field_validator("reform_date", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        # Only a day: pydantic alone also takes a number as seconds since 1970 (1751328000)
+        # and a date-time at midnight; the reform starts at local midnight by definition.
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("must be a day written YYYY-MM-DD, such as 2025-07-01")
+
+    @property
+    def reform_start(self) -> datetime:
+        """The first moment of the 2025 structure, in UTC (2025-06-30 17:00 for 2025-07-01)."""
+        local = datetime.combine(self.reform_date, time(0), tzinfo=ZoneInfo(REFORM_TIMEZONE))
+        return local.astimezone(UTC)
+
+
 class HierarchySettings(_Section):
     """Administrative levels from the top down; 2025 structure: province → commune."""
 
@@ -141,6 +182,7 @@ class HierarchySettings(_Section):
         LevelSettings(name="commune", code_length=5, label=Label(vi="Xã/Phường", en="Commune")),
     ]
     units_file: str = "layers/data/admin_codes_2025.csv"
+    history: HistorySettings = HistorySettings()
 
     @field_validator("levels")
     @classmethod
@@ -592,7 +634,7 @@ def _validate(
     for path, value in _env_overrides(os.environ if environ is None else environ):
         try:
             parsed = yaml.safe_load(value) if path[-1] not in SECRET_KEYS else value
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: a date that does not exist
             parsed = value
         try:
             _set_path(tree, path, parsed)
@@ -617,6 +659,8 @@ def read_config_file(path: Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError("--config", str(path), f"must be valid YAML ({exc})") from exc
+    except ValueError as exc:  # YAML reads 2025-13-01 as a date, which does not exist
+        raise ConfigError("--config", str(path), f"holds an impossible date ({exc})") from exc
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

@@ -55,10 +55,16 @@ def time_literal(ts: datetime) -> str:
 
 
 def latest_query(
-    metric: MetricRef, level: str, since: datetime, parent: UnitRef | None = None
+    metric: MetricRef,
+    level: str,
+    since: datetime,
+    parent: UnitRef | None = None,
+    until: datetime | None = None,
 ) -> str:
-    """Each (device, unit) pair's last value at or after ``since``."""
+    """Each (device, unit) pair's last value at or after ``since`` (and before ``until``)."""
     where = f"time >= {time_literal(since)}"
+    if until is not None:
+        where += f" AND time < {time_literal(until)}"
     if parent is not None:
         where += f" AND {quote_ident(nfc(parent.level))} = {quote_string(nfc(parent.code))}"
     return (
@@ -283,9 +289,10 @@ class InfluxStore:
         since: datetime,
         parent: UnitRef | None = None,
         aggregation: Aggregation = "mean",
+        until: datetime | None = None,
     ) -> list[UnitValue]:
         aggregation = check_aggregation(aggregation)
-        query = latest_query(metric, level, since, parent)
+        query = latest_query(metric, level, since, parent, until)
         result = self._query(query, f"read the latest {metric.measurement}.{metric.field}")
         rows = []
         for series in result.get("series", []):

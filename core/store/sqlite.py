@@ -63,7 +63,7 @@ _RETRYABLE_CODES = {
     15,  # SQLITE_PROTOCOL
 }
 
-# Each series' newest value of a field at/after :since, one index seek per series.
+# Each series' newest value of a field in [:since, :until), one index seek per series.
 _LATEST_SQL = """
 SELECT coalesce(device.value, ''), coalesce(unit.value, ''), p.ts_ms, p.value
 FROM series AS s
@@ -72,11 +72,13 @@ LEFT JOIN series_tags AS device ON device.series_id = s.id AND device.key = 'dev
 LEFT JOIN series_tags AS unit ON unit.series_id = s.id AND unit.key = :level
 JOIN points AS p ON p.series_id = s.id AND p.field = :field AND p.ts_ms = (
     SELECT ts_ms FROM points
-    WHERE series_id = s.id AND field = :field AND ts_ms >= :since
+    WHERE series_id = s.id AND field = :field AND ts_ms >= :since AND ts_ms < :until
     ORDER BY ts_ms DESC LIMIT 1
 )
 WHERE s.measurement = :measurement
 """
+# :until when the caller gives no end: the largest SQLite INTEGER, far beyond datetime.max.
+_NO_END_MS = 2**63 - 1
 _PARENT_JOIN = (
     "JOIN series_tags AS parent ON parent.series_id = s.id"
     " AND parent.key = :parent_level AND parent.value = :parent_code"
@@ -285,6 +287,7 @@ class SqliteStore:
         since: datetime,
         parent: UnitRef | None = None,
         aggregation: Aggregation = "mean",
+        until: datetime | None = None,
     ) -> list[UnitValue]:
         aggregation = check_aggregation(aggregation)
         params = {
@@ -292,6 +295,7 @@ class SqliteStore:
             "field": nfc(metric.field),
             "level": nfc(level),
             "since": epoch_ms(since),
+            "until": _NO_END_MS if until is None else epoch_ms(until),
         }
         if parent is not None:
             params |= {"parent_level": nfc(parent.level), "parent_code": nfc(parent.code)}

@@ -129,6 +129,53 @@ def test_latest_aggregations(store: Store, aggregation: Aggregation, expected: f
     assert (unit.ts, unit.devices) == (minutes(4), 3)
 
 
+def test_until_takes_each_devices_last_value_before_it(store: Store) -> None:
+    """The map at a past moment: [since, until), the end excluded."""
+    until = minutes(30)
+    store.write(
+        [
+            air("aq-1", "20194", minutes(10), 10.0),
+            air("aq-1", "20194", minutes(20), 20.0),  # aq-1's last value before until
+            air("aq-1", "20194", until, 999.0),  # exactly at until: excluded
+            air("aq-1", "20194", minutes(40), 888.0),  # after until: excluded
+            air("aq-2", "20194", minutes(0), 40.0),  # exactly at since: counts
+            air("aq-3", "20260", minutes(31), 77.0),  # only after until: absent
+        ]
+    )
+    result = store.latest_by_unit(PM25, "commune", since=T0, until=until)
+    assert result == [UnitValue(code="20194", value=30.0, ts=minutes(20), devices=2)]
+    assert values(store.latest_by_unit(PM25, "commune", since=T0)) == {
+        "20194": pytest.approx((888.0 + 40.0) / 2),
+        "20260": 77.0,
+    }
+
+
+def test_until_with_a_parent_and_an_aggregation(store: Store) -> None:
+    store.write(
+        [
+            air("aq-1", "20194", minutes(1), 10.0, province="48"),
+            air("aq-2", "20194", minutes(2), 5.0, province="48"),
+            air("aq-2", "20194", minutes(9), 500.0, province="48"),  # after until
+            air("hn-1", "00004", minutes(1), 90.0, province="01"),
+        ]
+    )
+    summed = store.latest_by_unit(
+        PM25,
+        "commune",
+        since=T0,
+        until=minutes(5),
+        parent=UnitRef("province", "48"),
+        aggregation="sum",
+    )
+    assert summed == [UnitValue(code="20194", value=15.0, ts=minutes(2), devices=2)]
+
+
+def test_an_empty_or_reversed_window_has_no_units(store: Store) -> None:
+    store.write([air("aq-1", "20194", minutes(5), 10.0)])
+    assert store.latest_by_unit(PM25, "commune", since=minutes(5), until=minutes(5)) == []
+    assert store.latest_by_unit(PM25, "commune", since=minutes(6), until=minutes(1)) == []
+
+
 def test_units_without_data_are_absent(store: Store) -> None:
     assert store.latest_by_unit(PM25, "commune", since=T0) == []
     store.write(

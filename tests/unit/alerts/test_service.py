@@ -57,6 +57,7 @@ class FakeStore:
         since: datetime,
         parent: UnitRef | None = None,
         aggregation: Aggregation = "mean",
+        until: datetime | None = None,
     ) -> list[UnitValue]:
         self.queries.append((metric, level, since, aggregation))
         if metric in self.failing:

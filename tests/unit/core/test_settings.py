@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,11 @@ def test_environment_overrides_nested_keys() -> None:
         ({"CITYOPS_ALERTS__RULES__0__LEVEL": "district"}, "alerts.rules.0.level must be one of"),
         ({"CITYOPS_DASHBOARD__DEFAULT_METRIC": "nox"}, "dashboard.default_metric must be one of"),
         ({"CITYOPS_LAYERS__MAP_LEVEL": "ward"}, "layers.map_level must be one of"),
+        (
+            {"CITYOPS_HIERARCHY__HISTORY__REFORM_DATE": "1751328000"},  # pydantic: seconds
+            "hierarchy.history.reform_date must be a day written YYYY-MM-DD, such as "
+            "2025-07-01: 1751328000",
+        ),
     ],
 )
 def test_errors_name_key_value_and_allowed(environ: dict[str, str], expected: str) -> None:
@@ -119,6 +125,28 @@ def test_three_level_hierarchy_is_configuration() -> None:
         parse_settings(raw, environ={})
 
 
+def test_history_mapping_reform_date_and_off() -> None:
+    history = parse_settings(shipped(), environ={}).hierarchy.history
+    assert history.mapping_file == "layers/data/commune_mapping_pre2025_to_2025.csv"
+    assert history.reform_start == datetime(2025, 6, 30, 17, 0, tzinfo=UTC)  # 00:00 in Hà Nội
+    raw = shipped()
+    raw["hierarchy"]["history"] = {"mapping_file": None, "reform_date": "2025-08-01"}
+    history = parse_settings(raw, environ={}).hierarchy.history
+    assert history.mapping_file is None
+    assert history.reform_start == datetime(2025, 7, 31, 17, 0, tzinfo=UTC)
+    for bad, shown in [("2025/07/01", "'2025/07/01'"), ("2025-02-30", "'2025-02-30'")]:
+        raw["hierarchy"]["history"] = {"reform_date": bad}
+        with pytest.raises(ConfigError) as caught:
+            parse_settings(raw, environ={})
+        assert str(caught.value) == (
+            "hierarchy.history.reform_date must be a day written YYYY-MM-DD, "
+            f"such as 2025-07-01: {shown}"
+        )
+    raw["hierarchy"]["history"] = {"mapping_file": " "}
+    with pytest.raises(ConfigError, match=r"hierarchy\.history\.mapping_file must be the path"):
+        parse_settings(raw, environ={})
+
+
 def test_check_settings_lists_every_problem(tmp_path: Path) -> None:
     bad = shipped()
     bad["broker"]["port"] = -1
@@ -138,3 +166,15 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("broker: [unclosed\n", encoding="utf-8")
     assert "must be valid YAML" in str(check_settings(broken)[0])
+
+
+def test_an_impossible_date_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hierarchy:\n  history:\n    reform_date: 2025-13-01\n", encoding="utf-8")
+    assert "holds an impossible date (month must be in 1..12)" in str(check_settings(bad)[0])
+    env = {"CITYOPS_HIERARCHY__HISTORY__REFORM_DATE": "2025-13-01"}
+    problems = [str(p) for p in check_settings(REPO / "config.yaml", environ=env)]
+    assert problems == [
+        "hierarchy.history.reform_date must be a day written YYYY-MM-DD, such as 2025-07-01: "
+        "'2025-13-01'"
+    ]

@@ -54,6 +54,18 @@ def test_latest_query_quotes_every_name_and_value() -> None:
     )
 
 
+def test_latest_query_until_is_an_exclusive_end() -> None:
+    until = T0 + timedelta(hours=1)
+    query = latest_query(
+        MetricRef("air", "pm25"), "commune", T0, UnitRef("province", "48"), until=until
+    )
+    assert query == (
+        f'SELECT last("pm25") FROM "air" WHERE time >= {T0_MS}ms'
+        f" AND time < {T0_MS + 3_600_000}ms AND \"province\" = '48'"
+        ' GROUP BY "device", "commune"'
+    )
+
+
 @pytest.mark.parametrize("aggregation", ["mean", "max", "min", "sum", "last"])
 def test_series_query(aggregation: str) -> None:
     query = series_query(
