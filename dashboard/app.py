@@ -10,6 +10,8 @@ compressed (plotly.js alone is 4.6 MiB).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,16 +24,17 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from core.clock import SystemClock
 from core.ports import Clock, DeadLetterStore, Store
-from core.settings import Label, Settings
-from core.types import UnitRef
+from core.settings import Settings
 from dashboard import callbacks
+from dashboard.context import DashboardContext
 from dashboard.data import DashboardData
 from dashboard.geo import GeoCache
+from dashboard.mapview import MapViews
 from dashboard.pipeline import PipelineContext, mount_pipeline_page
-from dashboard.views.map import MapUnit, inset_codes
 from dashboard.views.page import page_layout
 from layers.geography import Geography
-from layers.geometry import unit_bounds
+from layers.history import HistoryMap, load_history
+from layers.registry import Device, RegistryFile
 
 log = logging.getLogger("cityops.dashboard")
 
@@ -42,32 +45,6 @@ SERVER_THREADS = 8
 def _log_callback_error(exc: Exception) -> None:
     """Last line of defence (the callbacks catch their own errors): log, keep the screen."""
     log.error("dashboard callback failed", exc_info=exc)
-
-
-def map_units(geography: Geography, level: str) -> list[MapUnit]:
-    """The units drawn on the map, in the order of the boundary file, with hover names:
-    "Phường Hải Vân" in Vietnamese, "Hai Van Ward" in English."""
-    frame = geography.boundaries(level)
-    units = []
-    for code, full_name in zip(frame["code"], frame["full_name"], strict=True):
-        code = str(code)
-        english = full_name
-        if geography.hierarchy.get(code) is not None:
-            # full_name(code, "en") is "Hai Van Ward, Da Nang City": the unit is the first part.
-            english = geography.hierarchy.full_name(code, "en").split(", ")[0]
-        units.append(MapUnit(code, Label(vi=str(full_name), en=english)))
-    return units
-
-
-def _inset(geography: Geography, level: str) -> frozenset[str]:
-    return inset_codes(unit_bounds(geography.boundaries(level)))
-
-
-def _scope_ref(geography: Geography) -> UnitRef | None:
-    if not geography.scope:
-        return None
-    unit = geography.hierarchy.get(geography.scope)
-    return None if unit is None else UnitRef(unit.level, unit.code)
 
 
 def mount_geometry(app: dash.Dash, geo: GeoCache, prefix: str) -> None:
@@ -86,33 +63,40 @@ def mount_geometry(app: dash.Dash, geo: GeoCache, prefix: str) -> None:
 def build_context(
     settings: Settings,
     store: Store,
-    geography: Geography,
+    views: MapViews,
     *,
-    geo_url: str,
     dead_letters: DeadLetterStore | None = None,
     clock: Clock,
-) -> callbacks.DashboardContext:
+    url_prefix: str = "/",
+    devices: Callable[[], list[Device]] | None = None,
+    history: HistoryMap | None = None,
+) -> DashboardContext:
     """What the callbacks work with (tests build it to call them directly)."""
-    level = settings.layers.map_level
+    geography = views.geography
+    home = views.home()  # prepared now: a bad boundary file fails here, not in the browser
     data = DashboardData(
         store,
         settings.metrics,
         clock=clock,
-        level=level,
-        scope=_scope_ref(geography),
+        level=home.level,
+        scope=home.parent,
         # Every screen refreshes on the same beat: one store query per beat serves them all.
         cache_s=min(settings.dashboard.refresh_s / 2, 5.0),
+        devices=devices,
+        rules=settings.alerts.rules,
+        stale_after=timedelta(seconds=settings.dashboard.stale_after_s),
+        hierarchy=geography.hierarchy,
+        history=history,
     )
-    return callbacks.DashboardContext(
+    return DashboardContext(
         settings=settings,
         data=data,
         hierarchy=geography.hierarchy,
-        map_units=map_units(geography, level),
-        geo_url=geo_url,
+        views=views,
         clock=clock,
         tz=ZoneInfo(settings.site.timezone),
         dead_letters=dead_letters,
-        inset=_inset(geography, level),
+        url_prefix=url_prefix,
     )
 
 
@@ -123,11 +107,15 @@ def create_app(
     *,
     dead_letters: DeadLetterStore | None = None,
     clock: Clock | None = None,
+    devices: Callable[[], list[Device]] | None = None,
 ) -> dash.Dash:
-    """A new dashboard app. Reads the boundary file of the map level now (a bad file fails
-    here, not in the browser); the store is first queried by the first page view."""
+    """A new dashboard app. Reads the boundary file of the home map now (a bad file fails
+    here, not in the browser); the store is first queried by the first page view.
+    ``devices`` gives the registered devices for the map's device layer (default: the
+    registry file of ``devices.registry``, re-read when it changes)."""
     clock = clock or SystemClock()
-    level = settings.layers.map_level
+    if devices is None:
+        devices = RegistryFile(settings.path(settings.devices.registry), geography).devices
     app = dash.Dash(
         __name__,
         assets_folder=str(ASSETS),
@@ -143,12 +131,19 @@ def create_app(
     prefix = app.config.routes_pathname_prefix or "/"
     geo = GeoCache(geography, app.config.requests_pathname_prefix or "/")
     mount_geometry(app, geo, prefix)
-    # Prepared now (about 1.5 s for the country's 3,321 communes): the page's URL carries
-    # the hash of the bytes, and a bad file fails here rather than in the browser.
-    geo_url = geo.url(level)
+    # The home view is prepared now (about 1.5 s for the country's 3,321 communes): the
+    # page's URL carries the hash of the bytes, and a bad file fails here.
     default_metric = settings.dashboard.default_metric
     ctx = build_context(
-        settings, store, geography, geo_url=geo_url, dead_letters=dead_letters, clock=clock
+        settings,
+        store,
+        MapViews(geography, geo),
+        dead_letters=dead_letters,
+        clock=clock,
+        url_prefix=app.config.requests_pathname_prefix or "/",
+        devices=devices,
+        # A mapping that does not fit the hierarchy stops here, naming the setting.
+        history=load_history(settings, geography.hierarchy),
     )
     topojson_url = app.get_asset_url("topojson/")
     pipeline = mount_pipeline_page(

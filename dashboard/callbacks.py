@@ -10,63 +10,32 @@ sentence ("Không tải được dữ liệu …") while the last good map stays
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, Patch, State, html, no_update
 
 from core.errors import RetryableError
-from core.ports import Clock, DeadLetterStore
-from core.settings import MetricSettings, Settings
+from core.settings import MetricSettings
 from core.types import UnitRef
 from dashboard import ids
-from dashboard.data import TREND_WINDOW, DashboardData
-from dashboard.i18n import as_lang, format_clock, text
-from dashboard.routes import parse_location
+from dashboard.context import DashboardContext
+from dashboard.data import TREND_WINDOW
+from dashboard.i18n import format_clock, text
+from dashboard.mapview import MapView
+from dashboard.navigation import apply_location, find_units, navigate, place_of, render_breadcrumb
+from dashboard.routes import parse_day
 from dashboard.views.bands import band_scale
-from dashboard.views.legend import legend
-from dashboard.views.map import BASE_TEXT_PX, MapUnit, map_arrays, map_figure, map_patch
+from dashboard.views.devices import device_legend, device_patch_values, device_trace
+from dashboard.views.history import history_note, mark_mapped
+from dashboard.views.legend import device_legend_box, legend
+from dashboard.views.map import BASE_TEXT_PX, map_arrays, map_figure, map_patch, trace_rows
 from dashboard.views.page import metric_options
 from dashboard.views.panel import message_panel, metric_rows, trend_figure, unit_panel
-from layers.levels import Hierarchy
 
 log = logging.getLogger("cityops.dashboard")
-
-
-@dataclass(frozen=True, slots=True)
-class DashboardContext:
-    """What the callbacks need, built once by ``create_app``."""
-
-    settings: Settings
-    data: DashboardData
-    hierarchy: Hierarchy
-    map_units: list[MapUnit]
-    geo_url: str
-    clock: Clock
-    tz: ZoneInfo
-    dead_letters: DeadLetterStore | None = None
-    inset: frozenset[str] = frozenset()  # far units drawn in an inset (views.map.inset_codes)
-
-    @property
-    def metrics(self) -> Mapping[str, MetricSettings]:
-        return self.settings.metrics
-
-    @property
-    def stale_after(self) -> timedelta:
-        return timedelta(seconds=self.settings.dashboard.stale_after_s)
-
-    def metric_id(self, value: object) -> str:
-        """A known metric id, or the default one for anything else."""
-        if isinstance(value, str) and value in self.metrics:
-            return value
-        return self.settings.dashboard.default_metric
-
-    def lang(self, value: object) -> str:
-        return as_lang(value, default=self.settings.site.language)
 
 
 def text_px(value: object) -> float:
@@ -91,33 +60,6 @@ def _log_failure(what: str, exc: Exception) -> None:
         log.exception("%s failed", what)
 
 
-def clicked_code(click_data: object) -> str | None:
-    """The unit code of a map click (``clickData.points[0].location``)."""
-    if not isinstance(click_data, dict):
-        return None
-    points = click_data.get("points")
-    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
-        return None
-    location = points[0].get("location")
-    return location if isinstance(location, str) and location else None
-
-
-def apply_location(
-    ctx: DashboardContext,
-    trigger: str | None,
-    pathname: str | None,
-    search: str | None,
-    click_data: object,
-) -> tuple[Any, Any, Any]:
-    """(metric, selected unit, language): from the URL when the page loads, the unit
-    alone when a commune is clicked."""
-    if trigger == ids.MAP:
-        code = clicked_code(click_data)
-        return no_update, code if code is not None else no_update, no_update
-    selection = parse_location(pathname, search)
-    return ctx.metric_id(selection.metric), selection.unit, ctx.lang(selection.lang)
-
-
 def render_chrome(
     ctx: DashboardContext, lang_value: object, metric_value: object
 ) -> tuple[Any, ...]:
@@ -129,9 +71,23 @@ def render_chrome(
         text("metric_label", lang),
         metric_options(ctx.metrics, lang),
         text("lang_label", lang),
-        legend(metric, lang, stale_after=ctx.stale_after) if metric is not None else None,
+        _legend(ctx, metric, lang),
         text("dead_letters_hint", lang),
+        text("search_placeholder", lang),
+        text("search_label", lang),
+        text("history_label", lang),
+        text("history_live", lang),
     )
+
+
+def _legend(ctx: DashboardContext, metric: MetricSettings | None, lang: str) -> Any:
+    """The metric's bands, then the device states when there are devices to draw."""
+    if metric is None:
+        return None
+    parts = [legend(metric, lang, stale_after=ctx.stale_after)]
+    if ctx.data.registry():
+        parts.append(device_legend_box(device_legend(lang), lang))
+    return parts
 
 
 def drawn_key(metric_id: str, lang: str, size: float, geometry: str = "") -> str:
@@ -148,51 +104,108 @@ def refresh_map(
     selected: object,
     drawn: object,
     size_value: object = None,
-) -> tuple[Any, Any, Any, Any, Any]:
-    """(figure, drawn key, "updated at", dead-letter badge, status).
+    place_data: object = None,
+    day_value: object = None,
+) -> tuple[Any, ...]:
+    """(figure, drawn key, "updated at", dead-letter badge, status, history note) for the
+    map of the place in ``place_data`` (home when empty), live or at the end of the day in
+    ``day_value`` ("YYYY-MM-DD"; before the 2025 reform mapped from the old units).
 
-    A full figure when the one on screen was drawn for another metric or language (or
-    not at all); otherwise a Patch with the new colours, hover texts and outlines."""
+    A full figure when the one on screen was drawn for another place, metric or language
+    (or not at all); otherwise a Patch with the new colours, hover texts and outlines."""
     lang = ctx.lang(lang_value)
     size = text_px(size_value)
     badge = _dead_letter_badge(ctx, lang)
     if not ctx.metrics:
-        return no_update, no_update, no_update, badge, text("no_data", lang)
+        return no_update, no_update, no_update, badge, text("no_data", lang), ""
     metric_id = ctx.metric_id(metric_value)
     metric = ctx.metrics[metric_id]
     try:
         now = ctx.clock.now()
-        values = ctx.data.map_values(metric_id)
+        view: MapView = ctx.views.of_place(place_of(place_data))
+        day = parse_day(day_value)
+        stale_after = ctx.stale_after
+        if day is None:
+            values = ctx.data.map_values(metric_id, view.level, view.parent)
+        else:
+            at = end_of_day(day, ctx.tz)
+            now = min(now, at)  # a day's last values, none of them "old data"
+            stale_after = timedelta(days=1)
+            values = ctx.data.map_values_at(metric_id, view.level, view.parent, at)
         arrays = map_arrays(
-            ctx.map_units,
+            view.units,
             values,
             metric,
             lang=lang,
             now=now,
-            stale_after=ctx.stale_after,
+            stale_after=stale_after,
             tz=ctx.tz,
             selected=selected if isinstance(selected, str) else None,
             text_px=size,
         )
-        key = drawn_key(metric_id, lang, size, ctx.geo_url)
+        note = history_note(day, mark_mapped(arrays, view.units, values, lang), _reform(ctx), lang)
+        devices = ctx.data.devices(view.place) if day is None else ctx.data.devices().iloc[0:0]
+        if len(devices) > MAX_DEVICES_DRAWN:
+            devices = devices.iloc[0:0]  # a national view of every sensor is noise, not a map
+        key = drawn_key(metric_id, lang, size, view.key) + f"|devices={len(devices)}"
         if drawn == key:
-            figure: Any = map_patch(arrays, ctx.map_units, ctx.inset)
+            figure: Any = map_patch(arrays, view.units, view.inset)
+            if len(devices):
+                first = len(trace_rows(view.units, view.inset))  # after the unit traces
+                patch_devices(figure, first, devices, ctx, lang, size)
         else:
             figure = map_figure(
-                ctx.geo_url,
-                ctx.map_units,
+                view.geo_url,
+                view.units,
                 arrays,
                 band_scale(metric),
                 lang=lang,
-                inset=ctx.inset,
+                inset=view.inset,
                 text_px=size,
             )
+            if len(devices):
+                figure.add_trace(
+                    device_trace(devices, lang=lang, text_px=size, tz=ctx.tz, metrics=ctx.metrics)
+                )
     except Exception as exc:
         _log_failure(f"map refresh ({metric_id})", exc)
         seconds = round(ctx.settings.dashboard.refresh_s)
-        return no_update, no_update, no_update, badge, text("load_error", lang, seconds=seconds)
-    updated = text("updated_at", lang, time=format_clock(now, ctx.tz))
-    return figure, key, updated, badge, ""
+        return (
+            no_update,
+            no_update,
+            no_update,
+            badge,
+            text("load_error", lang, seconds=seconds),
+            no_update,
+        )
+    updated = text("updated_at", lang, time=format_clock(ctx.clock.now(), ctx.tz))
+    return figure, key, updated, badge, "", note
+
+
+def end_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """00:00 local time of the next day, in UTC: the map of a day shows its last values."""
+    return datetime.combine(day + timedelta(days=1), time(0), tz).astimezone(UTC)
+
+
+def _reform(ctx: DashboardContext) -> date | None:
+    return None if ctx.data.history is None else ctx.settings.hierarchy.history.reform_date
+
+
+# Above this many devices in a view the device layer is left out (the units' colours say it).
+MAX_DEVICES_DRAWN = 5000
+
+
+def patch_devices(
+    patch: Patch, index: int, devices: Any, ctx: DashboardContext, lang: str, size: float
+) -> None:
+    """New state colours, symbols, sizes and hover texts of the device trace ``index``;
+    positions stay in the browser."""
+    values = device_patch_values(devices, lang, text_px=size, tz=ctx.tz, metrics=ctx.metrics)
+    trace = patch["data"][index]
+    trace["marker"]["color"] = values.color
+    trace["marker"]["symbol"] = values.symbol
+    trace["marker"]["size"] = values.size
+    trace["hovertext"] = values.hovertext
 
 
 def _dead_letter_badge(ctx: DashboardContext, lang: str) -> Any:
@@ -212,10 +225,14 @@ def render_panel(
     metric_value: object,
     lang_value: object,
     size_value: object = None,
+    place_data: object = None,
 ) -> html.Div:
-    """The selected unit's panel, or a sentence saying why there is none."""
+    """The panel of the selected unit, else of the place on the map (a province's values
+    rolled up from its devices), or a sentence saying why there is none."""
     lang = ctx.lang(lang_value)
     if not isinstance(unit_value, str) or not unit_value:
+        unit_value = place_of(place_data)
+    if unit_value is None:
         return message_panel(text("pick_unit", lang))
     unit = ctx.hierarchy.get(unit_value)
     if unit is None:
@@ -267,15 +284,45 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(ids.METRIC, "value"),
         Output(ids.SELECTED_UNIT, "data"),
         Output(ids.LANG, "value"),
+        Output(ids.PLACE, "data"),
+        Output(ids.SEARCH, "value"),
+        Output(ids.DAY, "date"),
         Input(ids.URL, "pathname"),
         Input(ids.URL, "search"),
-        Input(ids.MAP, "clickData"),
     )
-    def _apply_location(pathname: str | None, search: str | None, click: object) -> Any:
-        trigger = dash.ctx.triggered_id
-        return apply_location(
-            ctx, trigger if isinstance(trigger, str) else None, pathname, search, click
-        )
+    def _apply_location(pathname: str | None, search: str | None) -> Any:
+        return apply_location(ctx, pathname, search)
+
+    @app.callback(
+        Output(ids.URL, "href"),
+        Input(ids.MAP, "clickData"),
+        State(ids.METRIC, "value"),
+        State(ids.LANG, "value"),
+        prevent_initial_call=True,
+    )
+    def _navigate(click: object, metric: object, lang: object) -> Any:
+        return navigate(ctx, click, metric, lang)
+
+    @app.callback(
+        Output(ids.BREADCRUMB, "children"),
+        Input(ids.PLACE, "data"),
+        Input(ids.SELECTED_UNIT, "data"),
+        Input(ids.LANG, "value"),
+    )
+    def _render_breadcrumb(place: object, unit: object, lang: object) -> Any:
+        return render_breadcrumb(ctx, place, unit, lang)
+
+    @app.callback(
+        Output(ids.SEARCH_RESULTS, "children"),
+        Input(ids.SEARCH, "value"),
+        Input(ids.LANG, "value"),
+        Input(ids.URL, "href"),
+        prevent_initial_call=True,
+    )
+    def _find_units(query: object, lang: object, _href: object) -> Any:
+        if dash.ctx.triggered_id == ids.URL:
+            return []  # the page moved (a result was picked): close the list
+        return find_units(ctx, query, lang)
 
     @app.callback(
         Output(ids.SITE_TITLE, "children"),
@@ -284,6 +331,10 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(ids.LANG_LABEL, "children"),
         Output(ids.LEGEND, "children"),
         Output(ids.DEAD_LETTERS, "title"),
+        Output(ids.SEARCH, "placeholder"),
+        Output(ids.SEARCH_LABEL, "children"),
+        Output(ids.DAY_LABEL, "children"),
+        Output(ids.DAY, "placeholder"),
         Input(ids.LANG, "value"),
         Input(ids.METRIC, "value"),
     )
@@ -296,17 +347,27 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(ids.UPDATED_AT, "children"),
         Output(ids.DEAD_LETTERS, "children"),
         Output(ids.MAP_STATUS, "children"),
+        Output(ids.HISTORY_NOTE, "children"),
         Input(ids.REFRESH, "n_intervals"),
         Input(ids.METRIC, "value"),
         Input(ids.LANG, "value"),
         Input(ids.SELECTED_UNIT, "data"),
         Input(ids.TEXT_PX, "data"),
+        Input(ids.PLACE, "data"),
+        Input(ids.DAY, "date"),
         State(ids.MAP_DRAWN, "data"),
     )
     def _refresh_map(
-        _tick: object, metric: object, lang: object, unit: object, size: object, drawn: object
+        _tick: object,
+        metric: object,
+        lang: object,
+        unit: object,
+        size: object,
+        place: object,
+        day: object,
+        drawn: object,
     ) -> Any:
-        return refresh_map(ctx, metric, lang, unit, drawn, size)
+        return refresh_map(ctx, metric, lang, unit, drawn, size, place, day)
 
     @app.callback(
         Output(ids.PANEL, "children"),
@@ -315,8 +376,9 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(ids.LANG, "value"),
         Input(ids.REFRESH, "n_intervals"),
         Input(ids.TEXT_PX, "data"),
+        Input(ids.PLACE, "data"),
     )
     def _render_panel(
-        unit: object, metric: object, lang: object, _tick: object, size: object
+        unit: object, metric: object, lang: object, _tick: object, size: object, place: object
     ) -> Any:
-        return render_panel(ctx, unit, metric, lang, size)
+        return render_panel(ctx, unit, metric, lang, size, place)

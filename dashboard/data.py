@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
 
 from core.ports import Clock, Store
-from core.settings import MetricSettings
-from core.types import MetricRef, SeriesPoint, UnitRef, UnitValue
+from core.settings import AlertRule, MetricSettings
+from core.types import MetricRef, UnitRef, UnitValue
+from dashboard.devices import device_frame
+from dashboard.frames import TS_DTYPE, series_frame, unit_values_frame
+from dashboard.history import historical_unit_values
 from ingest.metrics import DEAD_LETTER_REASONS, MEASUREMENT, WORKER_TAG, dead_letter_field
+from layers.history import HistoryMap
+from layers.levels import Hierarchy
+from layers.registry import Device
 
 # A unit's newest value counts for the map this long; older units show "no data".
 # (Units older than ``dashboard.stale_after_s`` but inside this window show "old data".)
@@ -26,7 +32,6 @@ TREND_WINDOW = timedelta(hours=24)
 TREND_EVERY = timedelta(minutes=15)
 _CACHE_ENTRIES = 256
 
-TS_DTYPE = "datetime64[us, UTC]"
 
 # The ingest workers' self-metrics snapshots (ingest/metrics.py, docs/design/007): a worker
 # silent for longer than this disappears from the pipeline page.
@@ -49,31 +54,6 @@ PIPELINE_FIELDS = (
 )
 # Left out of a snapshot when the interval had no writes: shown only if from the last one.
 _INTERVAL_FIELDS = ("write_latency_p50_s", "write_latency_p99_s")
-
-
-def unit_values_frame(values: list[UnitValue]) -> pd.DataFrame:
-    """code (index) → value, ts (UTC), devices."""
-    frame = pd.DataFrame(
-        {
-            "code": [item.code for item in values],
-            "value": [item.value for item in values],
-            "ts": [item.ts for item in values],
-            "devices": [item.devices for item in values],
-        },
-        columns=["code", "value", "ts", "devices"],
-    )
-    typed = frame.astype({"code": "object", "value": "float64", "ts": TS_DTYPE, "devices": "int64"})
-    return typed.set_index("code")
-
-
-def series_frame(points: list[SeriesPoint]) -> pd.DataFrame:
-    """ts (UTC bucket start), value; sorted by time."""
-    frame = pd.DataFrame(
-        {"ts": [point.ts for point in points], "value": [point.value for point in points]},
-        columns=["ts", "value"],
-    )
-    typed = frame.astype({"ts": TS_DTYPE, "value": "float64"})
-    return typed.sort_values("ts", ignore_index=True)
 
 
 def pipeline_frame(store: Store, since: datetime) -> pd.DataFrame:
@@ -123,6 +103,11 @@ class DashboardData:
         scope: UnitRef | None = None,
         lookback: timedelta = DEFAULT_LOOKBACK,
         cache_s: float = 0.0,
+        devices: Callable[[], list[Device]] | None = None,
+        rules: Sequence[AlertRule] = (),
+        stale_after: timedelta = timedelta(minutes=15),
+        hierarchy: Hierarchy | None = None,
+        history: HistoryMap | None = None,
     ) -> None:
         self.store = store
         self.metrics = dict(metrics)
@@ -131,6 +116,11 @@ class DashboardData:
         self.scope = scope
         self.lookback = lookback
         self.cache_s = cache_s
+        self.registry = devices or (lambda: [])
+        self.rules = list(rules)
+        self.stale_after = stale_after
+        self.hierarchy = hierarchy
+        self.history = history
         self._cache: dict[Hashable, tuple[float, pd.DataFrame]] = {}
         self._lock = threading.Lock()
 
@@ -142,22 +132,54 @@ class DashboardData:
                 f"no metric {metric_id!r} in the catalogue {sorted(self.metrics)}"
             ) from None
 
-    def map_values(self, metric_id: str) -> pd.DataFrame:
-        """The latest value of ``metric_id`` per unit of the map level within the scope,
-        indexed by unit code; units without data in the lookback window are absent."""
+    def map_values(
+        self, metric_id: str, level: str | None = None, parent: UnitRef | None = None
+    ) -> pd.DataFrame:
+        """The latest value of ``metric_id`` per unit of ``level`` (default: the map level)
+        inside ``parent`` (default: the scope), indexed by unit code; units without data in
+        the lookback window are absent. A unit above the lowest level gets the value rolled
+        up by the metric's aggregation over every device inside it (Store.latest_by_unit)."""
         metric = self.metric(metric_id)
+        level = level or self.level
+        parent = parent or self.scope
 
         def query() -> pd.DataFrame:
             values = self.store.latest_by_unit(
                 metric.ref,
-                self.level,
+                level,
                 since=self.clock.now() - self.lookback,
-                parent=self.scope,
+                parent=parent,
                 aggregation=metric.aggregation,
             )
             return unit_values_frame(values)
 
-        return self._cached(("map", metric_id), query)
+        key = ("map", metric_id, level, None if parent is None else parent.code)
+        return self._cached(key, query)
+
+    def map_values_at(
+        self, metric_id: str, level: str, parent: UnitRef | None, at: datetime
+    ) -> pd.DataFrame:
+        """:meth:`map_values` as it was at ``at`` (each device's last value in the lookback
+        before it), on today's units: before the 2025 reform, mapped from the old units
+        (columns mapped, partial, sources: :mod:`dashboard.history`)."""
+        metric = self.metric(metric_id)
+
+        def query() -> pd.DataFrame:
+            if self.hierarchy is None:
+                raise ValueError("map_values_at needs the hierarchy")
+            return historical_unit_values(
+                self.store,
+                self.history,
+                self.hierarchy,
+                metric,
+                level,
+                parent,
+                at,
+                self.lookback,
+            )
+
+        key = ("map_at", metric_id, level, None if parent is None else parent.code, at)
+        return self._cached(key, query)
 
     def unit_latest(self, unit: UnitRef) -> pd.DataFrame:
         """The latest value of every catalogue metric for one unit, indexed by metric id in
@@ -199,6 +221,24 @@ class DashboardData:
             return series_frame(points)
 
         return self._cached(("trend", metric_id, unit.level, unit.code), query)
+
+    def devices(self, within: str | None = None) -> pd.DataFrame:
+        """Every registered device inside the unit ``within`` (None: all) with its state
+        (ok, warning, alarm, offline: :mod:`dashboard.devices`), sorted by device id."""
+
+        def query() -> pd.DataFrame:
+            return device_frame(
+                self.store,
+                self.registry(),
+                self.metrics,
+                self.rules,
+                now=self.clock.now(),
+                stale_after=self.stale_after,
+                lookback=max(self.lookback, self.stale_after),
+                within=within,
+            )
+
+        return self._cached(("devices", within), query)
 
     def pipeline(self) -> pd.DataFrame:
         """The ingest workers' last self-metrics snapshots (see :func:`pipeline_frame`)."""

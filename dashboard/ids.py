@@ -19,6 +19,15 @@ MAP = "map"
 MAP_DRAWN = "map-drawn"  # dcc.Store: (metric, lang) the figure on screen was built for
 LEGEND = "legend"
 
+PLACE = "place"  # dcc.Store: the unit whose children the map shows ("" = the country)
+BREADCRUMB = "breadcrumb"
+SEARCH = "unit-search"
+SEARCH_LABEL = "unit-search-label"
+DAY = "map-day"  # the day the map shows (input type=date); empty = live
+DAY_LABEL = "map-day-label"
+HISTORY_NOTE = "history-note"
+SEARCH_RESULTS = "unit-search-results"
+
 SELECTED_UNIT = "selected-unit"  # dcc.Store: the code of the unit shown in the panel
 PANEL = "unit-panel"
 TREND = "unit-trend"

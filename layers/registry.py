@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -130,3 +131,35 @@ def write_registry(path: Path, devices: Iterable[Device]) -> None:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+class RegistryFile:
+    """The registry as the dashboard sees it: re-read when the file changes (a device
+    registered while the dashboard runs appears on the next refresh); a missing file is
+    no devices; a file broken by an edit keeps the last good list and logs why."""
+
+    def __init__(self, path: Path, geography: Geography) -> None:
+        self.path = path
+        self.geography = geography
+        self._stamp: tuple[int, int] | None = None
+        self._devices: list[Device] = []
+        self._lock = threading.Lock()
+
+    def devices(self) -> list[Device]:
+        with self._lock:  # the dashboard's server threads share one instance
+            return self._current()
+
+    def _current(self) -> list[Device]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._devices = None, []
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                self._devices = list(read_registry(self.path, self.geography).values())
+            except ConfigError as exc:
+                log.error("device registry not reloaded, keeping the last good one: %s", exc)
+            self._stamp = stamp
+        return self._devices

@@ -37,8 +37,8 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Could not load data, retrying in {seconds} s",
     ),
     "pick_unit": (
-        "Bấm vào một xã, phường trên bản đồ để xem chi tiết",
-        "Click a commune on the map to see its details",
+        "Bấm vào một đơn vị trên bản đồ để xem chi tiết",
+        "Click a unit on the map to see its details",
     ),
     "unknown_unit": (
         "Không có đơn vị hành chính mã {code}",
@@ -54,6 +54,21 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "band_up_to": ("đến {high} {unit}", "up to {high} {unit}"),
     "legend_title": ("{metric} ({unit})", "{metric} ({unit})"),
     "time_axis": ("Giờ", "Time"),
+    # Drill-down: breadcrumb and search of units.
+    "breadcrumb_label": ("Vị trí trên bản đồ", "Where the map is"),
+    "search_placeholder": ("Tìm xã, phường, tỉnh… hoặc mã", "Find a commune, province… or code"),
+    "search_label": ("Tìm đơn vị hành chính", "Find an administrative unit"),
+    "search_none": ("Không tìm thấy đơn vị nào", "No unit found"),
+    # The map on a past day, across the 2025 reform (dashboard/views/history.py).
+    "history_label": ("Ngày", "Day"),
+    "history_live": ("Trực tiếp", "Live"),
+    "history_day": ("Giá trị cuối ngày {day}", "Values at the end of {day}"),
+    "history_mapped": (
+        "{count} đơn vị quy đổi từ đơn vị hành chính trước {reform}",
+        "{count} units mapped from the administrative units before {reform}",
+    ),
+    "history_sources": ("từ {count} đơn vị cũ: {codes}", "from {count} former units: {codes}"),
+    "history_in_part": ("một phần", "in part"),
     # The ingest pipeline page (/pipeline/).
     "nav_pipeline": ("Tình trạng thu nhận dữ liệu", "Ingest pipeline health"),
     "nav_map": ("Về bản đồ", "Back to the map"),
@@ -112,6 +127,17 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "unit_s": ("{value} giây", "{value} s"),
     "unit_min": ("{value} phút", "{value} min"),
     "unit_h": ("{value} giờ", "{value} h"),
+    # The device layer of the map (dashboard/devices.py, dashboard/views/devices.py).
+    "device_state_ok": ("Bình thường", "OK"),
+    "device_state_warning": ("Cảnh báo", "Warning"),
+    "device_state_alarm": ("Báo động", "Alarm"),
+    "device_state_offline": ("Mất kết nối", "Offline"),
+    "device_legend_title": ("Thiết bị", "Devices"),
+    "device_kind_air": ("Cảm biến không khí", "Air quality sensor"),
+    "device_kind_water": ("Trạm đo mực nước", "Water level gauge"),
+    "device_last_seen": ("Lần cuối: {time}", "Last seen: {time}"),
+    "device_never_seen": ("Chưa từng gửi dữ liệu", "Never reported"),
+    "device_reading": ("{metric}: {value}", "{metric}: {value}"),
 }
 
 

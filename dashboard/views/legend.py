@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from dash import html
@@ -53,3 +54,24 @@ def legend(metric: MetricSettings, lang: str, *, stale_after: timedelta) -> html
     if metric.source:
         children.append(html.P(metric.source, className="legend-source"))
     return html.Div(children, className="legend")
+
+
+def device_legend_box(rows: Sequence[tuple[str, str, str]], lang: str) -> html.Div:
+    """The device layer's states: (state, colour, label) rows, as drawn on the map."""
+    items = [
+        html.Li(
+            [
+                html.Span(className=f"device-mark device-{state}", style={"backgroundColor": c}),
+                html.Span(label, className="legend-label"),
+            ],
+            className="legend-row",
+        )
+        for state, c, label in rows
+    ]
+    return html.Div(
+        [
+            html.Div(text("device_legend_title", lang), className="legend-title"),
+            html.Ul(items, className="legend-rows"),
+        ],
+        className="legend legend-devices",
+    )

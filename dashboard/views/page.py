@@ -12,6 +12,7 @@ from dash import dcc, html
 from core.settings import Label, MetricSettings
 from dashboard import ids
 from dashboard.i18n import LANGS, text
+from dashboard.views.nav import aria
 from dashboard.views.panel import message_panel
 
 # A placeholder until the first callback draws the map: no axes, no grid, nothing to fetch.
@@ -114,8 +115,54 @@ def page_layout(
         ],
         className="header",
     )
+    navigation = html.Div(
+        [
+            html.Nav(
+                html.Ol(id=ids.BREADCRUMB, className="breadcrumb"),
+                className="breadcrumb-nav",
+                **aria(label=text("breadcrumb_label", lang)),
+            ),
+            html.Div(
+                [
+                    html.Label(text("history_label", lang), id=ids.DAY_LABEL, htmlFor=ids.DAY),
+                    dcc.DatePickerSingle(
+                        id=ids.DAY,
+                        date=None,
+                        display_format="DD/MM/YYYY",
+                        first_day_of_week=1,  # weeks start on Monday
+                        clearable=True,  # cleared = live
+                        placeholder=text("history_live", lang),
+                        className="map-day",
+                    ),
+                ],
+                className="day-box",
+            ),
+            html.Div(
+                [
+                    html.Label(
+                        text("search_label", lang),
+                        id=ids.SEARCH_LABEL,
+                        htmlFor=ids.SEARCH,
+                        className="visually-hidden",
+                    ),
+                    dcc.Input(
+                        id=ids.SEARCH,
+                        type="search",
+                        placeholder=text("search_placeholder", lang),
+                        debounce=0.3,
+                        autoComplete="off",
+                        className="unit-search",
+                    ),
+                    html.Ul(id=ids.SEARCH_RESULTS, className="search-results"),
+                ],
+                className="search-box",
+            ),
+        ],
+        className="map-nav",
+    )
     map_area = html.Section(
         [
+            navigation,
             dcc.Graph(
                 id=ids.MAP,
                 figure=EMPTY_FIGURE,
@@ -124,6 +171,7 @@ def page_layout(
                 responsive=True,
             ),
             html.Div(id=ids.MAP_STATUS, className="map-status", role="status"),
+            html.Div(id=ids.HISTORY_NOTE, className="history-note", role="note"),
             html.Aside(id=ids.LEGEND, className="legend-box"),
         ],
         className="map-area",
@@ -131,7 +179,10 @@ def page_layout(
     panel = html.Aside(message_panel(text("pick_unit", lang)), id=ids.PANEL, className="unit-panel")
     return html.Div(
         [
-            dcc.Location(id=ids.URL, refresh=False),
+            # callback-nav: a callback that sets href (a click on the map) moves the page
+            # without a reload, and the location callback answers it like a link's click.
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            dcc.Store(id=ids.PLACE, data=None),
             dcc.Interval(id=ids.REFRESH, interval=int(refresh_s * 1000)),
             dcc.Store(id=ids.SELECTED_UNIT, data=None),
             dcc.Store(id=ids.MAP_DRAWN, data=None),

@@ -14,11 +14,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dash
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
 
@@ -113,7 +115,18 @@ def scenario_and_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         dead_letters.put(
             DeadLetter(scenario.now, f"city/air/bad-{number}", b"{not json", "payload is not JSON")
         )
-    app = create_app(settings, store, geography, dead_letters=dead_letters)
+    # No device layer here (its markers would sit on the communes the tests hover);
+    # tests/e2e/test_drilldown.py draws devices.
+    app = create_app(settings, store, geography, dead_letters=dead_letters, devices=list)
+    with serving(app) as url:
+        yield scenario, url
+    store.close()
+    engine.dispose()
+
+
+@contextmanager
+def serving(app: dash.Dash) -> Iterator[str]:
+    """Serve ``app`` under waitress on a free 127.0.0.1 port; its base URL."""
     server = make_server(app, "127.0.0.1", 0)
     port = int(server.effective_port)  # type: ignore[union-attr]
     thread = threading.Thread(target=server.run, name="dashboard-e2e", daemon=True)
@@ -129,11 +142,11 @@ def scenario_and_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
                     f"the dashboard did not answer on 127.0.0.1:{port} in {SERVER_START_S} s"
                 )
             time.sleep(0.05)
-    yield scenario, f"http://127.0.0.1:{port}"
-    stop_server(server)
-    thread.join(timeout=5)
-    store.close()
-    engine.dispose()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(server)
+        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -136,7 +136,9 @@ def test_clicking_a_commune_opens_its_panel(
 ) -> None:
     page.goto(dashboard_url + "/")
     wait_for_map(page)
-    expect(page.locator(".panel-note")).to_contain_text("Bấm vào một xã, phường")
+    # Nothing picked yet: the panel of the city the map shows, rolled up from its devices.
+    expect(page.locator(".panel-title")).to_have_text("Thành phố Đà Nẵng")
+    expect(page.locator("#breadcrumb")).to_have_text("Thành phố Đà Nẵng")
 
     point = page.evaluate(_INSIDE_JS, HAI_VAN)
     page.mouse.move(point[0], point[1])
@@ -148,7 +150,10 @@ def test_clicking_a_commune_opens_its_panel(
 
     click_commune(page, HAI_VAN)
 
+    # The commune's own URL (a link to it opens the same screen), and the way back up.
+    expect(page).to_have_url(re.compile(rf"/area/commune/{HAI_VAN}\?metric=pm25&lang=vi$"))
     expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
+    expect(page.locator("#breadcrumb li")).to_have_text(["Thành phố Đà Nẵng", "Phường Hải Vân"])
     pm25_row = page.locator('.metric-row[data-metric="pm25"]')
     expect(pm25_row).to_contain_text("95,0 µg/m³")
     expect(pm25_row).to_contain_text("Xấu")
@@ -256,6 +261,8 @@ def test_new_reading_recolours_the_map_without_reload(
     assert recoloured
     assert all(b"__dash_patch_update" in body for body in recoloured)
     assert all(b"FeatureCollection" not in body for body in callback_bodies)
+    # A refresh may be in flight: closing the page must not fail the recorder.
+    page.unroute_all(behavior="ignoreErrors")
     assert page_log.console_errors == []
 
 

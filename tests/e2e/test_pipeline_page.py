@@ -58,6 +58,7 @@ def test_pipeline_page_shows_each_worker(
     page.goto(dashboard_url + "/")
     link = page.locator("#nav-pipeline")
     expect(link).to_have_text("Tình trạng thu nhận dữ liệu")
+    expect(link).to_have_attribute("href", "/pipeline/?lang=vi")  # set by a callback
     link.click()
     page.wait_for_url("**/pipeline/?lang=vi")
 

@@ -17,19 +17,13 @@ from core.errors import RetryableError
 from core.settings import Settings
 from core.store import SqliteStore
 from core.types import MetricRef, Point, SeriesPoint, UnitRef, UnitValue
-from dashboard import ids
 from dashboard.app import build_context
-from dashboard.callbacks import (
-    DashboardContext,
-    apply_location,
-    clicked_code,
-    drawn_key,
-    refresh_map,
-    render_chrome,
-    render_panel,
-    text_px,
-)
+from dashboard.callbacks import drawn_key, refresh_map, render_chrome, render_panel, text_px
+from dashboard.context import DashboardContext
 from dashboard.data import DashboardData
+from dashboard.geo import GeoCache
+from dashboard.mapview import MapViews
+from dashboard.navigation import apply_location, clicked_code, navigate
 from layers.geography import Geography
 from tests.conftest import FakeClock
 from tests.unit.dashboard.test_panel_and_legend import texts
@@ -52,9 +46,12 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 @pytest.fixture
 def ctx(settings: Settings, store: SqliteStore, geography: Geography) -> DashboardContext:
-    return build_context(
-        settings, store, geography, geo_url="/geo/commune.json", clock=FakeClock(NOW)
-    )
+    views = MapViews(geography, GeoCache(geography))
+    return build_context(settings, store, views, clock=FakeClock(NOW))
+
+
+def geo_url(ctx: DashboardContext) -> str:
+    return ctx.views.home().geo_url
 
 
 class BrokenStore:
@@ -87,33 +84,52 @@ def broken(ctx: DashboardContext, settings: Settings) -> DashboardContext:
     return replace(ctx, data=data)
 
 
-def test_location_sets_metric_unit_and_language(ctx: DashboardContext) -> None:
-    assert apply_location(ctx, None, "/", "?unit=20194&metric=pm10&lang=en", None) == (
+def test_location_sets_metric_unit_language_and_place(ctx: DashboardContext) -> None:
+    # Đà Nẵng's deployment: home is the city (scope 48), a commune opens its parent's map.
+    assert apply_location(ctx, "/", "?unit=20194&metric=pm10&lang=en") == (
         "pm10",
         "20194",
         "en",
+        "48",
+        "",
+        no_update,
     )
-    assert apply_location(ctx, ids.URL, "/area/commune/20260", "", None) == ("pm25", "20260", "vi")
-    # Unknown metric → the default one; no unit → None (the hint is shown).
-    assert apply_location(ctx, ids.URL, "/", "?metric=no2", None) == ("pm25", None, "vi")
+    assert apply_location(ctx, "/area/commune/20260", "") == (
+        no_update,
+        "20260",
+        no_update,
+        "48",
+        "",
+        no_update,
+    )
+    # Unknown metric → the default one; no unit → None (the place's own panel is shown).
+    assert apply_location(ctx, "/", "?metric=no2") == (
+        "pm25",
+        None,
+        no_update,
+        "48",
+        "",
+        no_update,
+    )
+    # The country and Hà Nội are out of this deployment's reach: home instead.
+    assert apply_location(ctx, "/", "?place=")[3] == "48"
+    assert apply_location(ctx, "/", "?place=01")[3] == "48"
 
 
-def test_click_selects_the_unit_only(ctx: DashboardContext) -> None:
+def test_click_on_a_lowest_unit_opens_its_own_url(ctx: DashboardContext) -> None:
     click = {"points": [{"location": "20197", "curveNumber": 0, "z": 12.0}]}
-    assert apply_location(ctx, ids.MAP, "/", "?metric=pm10", click) == (
-        no_update,
-        "20197",
-        no_update,
-    )
-    assert apply_location(ctx, ids.MAP, "/", "", {"points": []})[1] is no_update
+    assert navigate(ctx, click, "pm10", "en") == "/area/commune/20197?metric=pm10&lang=en"
+    assert navigate(ctx, {"points": []}, "pm10", "vi") is no_update
+    assert navigate(ctx, {"points": [{"location": "00004"}]}, "pm10", "vi") is no_update  # Hà Nội
     assert clicked_code(None) is None
     assert clicked_code({"points": [{"location": 5}]}) is None
 
 
 def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
-    figure, drawn, updated, badge, status = refresh_map(ctx, "pm25", "vi", None, None, 20)
+    figure, drawn, updated, badge, status, note = refresh_map(ctx, "pm25", "vi", None, None, 20)
+    assert note == ""  # live
     assert isinstance(figure, go.Figure)
-    assert drawn == drawn_key("pm25", "vi", 20, "/geo/commune.json")
+    assert drawn == drawn_key("pm25", "vi", 20, geo_url(ctx)) + "|devices=0"
     assert updated == "Cập nhật lúc 08:00:00"
     assert badge is no_update  # no dead-letter store given
     assert status == ""
@@ -141,7 +157,7 @@ def test_dead_letter_badge(ctx: DashboardContext, caplog: pytest.LogCaptureFixtu
     assert refresh_map(with_letters, "pm25", "en", None, None)[3] == "Rejected messages: 3"
     # The count failing does not stop the map.
     failing = replace(ctx, dead_letters=CountedLetters(RetryableError("database is locked")))
-    figure, _, _, badge, _ = refresh_map(failing, "pm25", "vi", None, None)
+    figure, _, _, badge, *_ = refresh_map(failing, "pm25", "vi", None, None)
     assert badge is no_update
     assert isinstance(figure, go.Figure)
     assert "database is locked" in caplog.text
@@ -151,7 +167,9 @@ def test_store_down_keeps_the_map_and_says_so(
     ctx: DashboardContext, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="cityops.dashboard")
-    figure, drawn, updated, _, status = refresh_map(broken(ctx, settings), "pm25", "vi", None, "x")
+    figure, drawn, updated, _, status, _ = refresh_map(
+        broken(ctx, settings), "pm25", "vi", None, "x"
+    )
     assert (figure, drawn, updated) == (no_update, no_update, no_update)
     assert status == "Không tải được dữ liệu, sẽ thử lại sau 10 giây"
     record = next(r for r in caplog.records if r.name == "cityops.dashboard")
@@ -162,10 +180,12 @@ def test_store_down_keeps_the_map_and_says_so(
 
 @pytest.mark.allow_logged_exceptions
 def test_a_bug_is_logged_with_traceback_and_the_screen_stays(
-    ctx: DashboardContext, caplog: pytest.LogCaptureFixture
+    ctx: DashboardContext, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    strange = replace(ctx, map_units=[*ctx.map_units, "not a MapUnit"])  # type: ignore[list-item]
-    figure, _, _, _, status = refresh_map(strange, "pm25", "vi", None, None)
+    home = ctx.views.home()
+    strange = replace(home, units=[*home.units, "not a MapUnit"])  # type: ignore[list-item]
+    monkeypatch.setattr(ctx.views, "of_place", lambda place: strange)
+    figure, _, _, _, status, _ = refresh_map(ctx, "pm25", "vi", None, None)
     assert figure is no_update
     assert status.startswith("Không tải được dữ liệu")
     assert any(r.exc_info for r in caplog.records if r.name == "cityops.dashboard")
@@ -184,8 +204,10 @@ def test_panel_of_a_unit(ctx: DashboardContext) -> None:
 
 def test_panel_hint_unknown_unit_and_outage(ctx: DashboardContext, settings: Settings) -> None:
     assert texts(render_panel(ctx, None, "pm25", "vi")) == [
-        "Bấm vào một xã, phường trên bản đồ để xem chi tiết"
+        "Bấm vào một đơn vị trên bản đồ để xem chi tiết"
     ]
+    # No unit selected: the panel of the place on the map, rolled up from its devices.
+    assert texts(render_panel(ctx, None, "pm25", "vi", 20, "48"))[0] == "Thành phố Đà Nẵng"
     assert texts(render_panel(ctx, "99999", "pm25", "vi")) == [
         "Không có đơn vị hành chính mã 99999"
     ]
@@ -200,13 +222,17 @@ def test_panel_without_trend_data_says_so(ctx: DashboardContext) -> None:
 
 
 def test_chrome_follows_the_language(ctx: DashboardContext) -> None:
-    title, metric_label, options, lang_label, legend, hint = render_chrome(ctx, "en", "pm10")
+    chrome = render_chrome(ctx, "en", "pm10")
+    title, metric_label, options, lang_label, legend, hint, placeholder, search_label = chrome[:8]
+    assert chrome[8:] == ("Day", "Live")
     assert title == "Da Nang Intelligent Operations Centre"
     assert metric_label == "Metric"
     assert {"label": "Dust PM10", "value": "pm10"} in options
     assert lang_label == "Language"
     assert texts(legend)[0] == "Dust PM10 (µg/m³)"
     assert hint.startswith("Messages from devices")
+    assert placeholder == "Find a commune, province… or code"
+    assert search_label == "Find an administrative unit"
     assert render_chrome(ctx, "vi", "pm10")[0] == "Trung tâm Điều hành Thông minh Đà Nẵng"
 
 

@@ -20,7 +20,14 @@ from dashboard.i18n import (
     format_when,
     text,
 )
-from dashboard.routes import Selection, parse_location, unit_link
+from dashboard.routes import (
+    COUNTRY,
+    Selection,
+    area_href,
+    parse_location,
+    place_href,
+    unit_link,
+)
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 VIEWS = Path(__file__).resolve().parents[3] / "dashboard" / "views"
@@ -124,10 +131,26 @@ def test_views_hold_no_vietnamese_literals() -> None:
         ("/", "?unit=<script>", Selection()),  # not a code: dropped
         ("/", "?unit=&lang=fr", Selection()),
         (None, None, Selection()),
+        ("/", "?place=48", Selection(place="48")),
+        ("/", "?place=", Selection(place=COUNTRY)),  # the country, explicitly
+        ("/", "?place=%3Cb%3E", Selection()),  # not a code: dropped
+        ("/cityops/area/district/490", "?place=48", Selection(unit="490", place="48")),
     ],
 )
 def test_parse_location(pathname: str | None, search: str | None, expected: Selection) -> None:
     assert parse_location(pathname, search) == expected
+
+
+def test_place_and_area_links_round_trip_under_a_prefix() -> None:
+    href = place_href("/cityops/", "48", "pm25", "en")
+    assert href == "/cityops/?place=48&metric=pm25&lang=en"
+    assert parse_location("/cityops/", href.partition("?")[2]) == Selection(
+        metric="pm25", lang="en", place="48"
+    )
+    assert place_href("/", None) == "/?place="
+    area = area_href("/cityops/", "commune", "20194")
+    assert area == "/cityops/area/commune/20194"
+    assert parse_location(area, "") == Selection(unit="20194")
 
 
 def test_unit_link_round_trips() -> None:
