@@ -3,8 +3,8 @@
 ``create_app`` builds a new app for the given settings, store and geography; nothing
 happens at import. Everything the browser loads comes from this server: Dash's and
 plotly's scripts (``serve_locally``), the font, the map geometry (``/geo/<level>.json``)
-and the empty world topology that Plotly's geo trace insists on fetching. Responses are
-compressed (plotly.js alone is 4.6 MiB).
+and the empty world topology that Plotly's geo trace insists on fetching. plotly.js is its
+geo bundle (dashboard/plotlyjs.py), not the full one. Responses are compressed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dashboard.data import DashboardData
 from dashboard.geo import GeoCache
 from dashboard.mapview import MapViews
 from dashboard.pipeline import PipelineContext, mount_pipeline_page
+from dashboard.plotlyjs import mount_plotly_js
 from dashboard.views.page import page_layout
 from layers.geography import Geography
 from layers.history import HistoryMap, load_history
@@ -131,6 +132,7 @@ def create_app(
     prefix = app.config.routes_pathname_prefix or "/"
     geo = GeoCache(geography, app.config.requests_pathname_prefix or "/")
     mount_geometry(app, geo, prefix)
+    mount_plotly_js(app)  # the geo bundle, not plotly's full one (dashboard/plotlyjs.py)
     # The home view is prepared now (about 1.5 s for the country's 3,321 communes): the
     # page's URL carries the hash of the bytes, and a bad file fails here.
     default_metric = settings.dashboard.default_metric

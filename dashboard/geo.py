@@ -47,8 +47,31 @@ class GeoBody:
 
 def encode(collection: object) -> GeoBody:
     plain = json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
+    return encode_bytes(plain)
+
+
+def encode_bytes(plain: bytes) -> GeoBody:
+    """Any body served by a versioned URL (the geometry, the vendored plotly.js)."""
     version = hashlib.sha256(plain).hexdigest()[:HASH_DIGITS]
     return GeoBody(plain, gzip.compress(plain, 9, mtime=0), version)
+
+
+def versioned_response(request: Request, body: GeoBody, mimetype: str) -> Response:
+    """``body`` with the caching rules above: immutable for its own ``v``, revalidated
+    otherwise; gzipped bytes as stored when the client accepts gzip."""
+    if request.args.get("v") == body.version:
+        cache = f"public, max-age={VERSIONED_MAX_AGE_S}, immutable"
+    else:
+        cache = "no-cache"  # revalidate: an unversioned URL may change with a restart
+    zipped = request.accept_encodings["gzip"] > 0
+    etag = body.etags[1] if zipped else body.etags[0]
+    headers = {"Cache-Control": cache, "ETag": f'"{etag}"', "Vary": "Accept-Encoding"}
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    if zipped:
+        headers["Content-Encoding"] = "gzip"  # Flask-Compress leaves it alone
+        return Response(body.gzipped, mimetype=mimetype, headers=headers)
+    return Response(body.plain, mimetype=mimetype, headers=headers)
 
 
 class GeoCache:
@@ -85,16 +108,4 @@ class GeoCache:
                 status=404,
                 mimetype="application/json",
             )
-        if request.args.get("v") == body.version:
-            cache = f"public, max-age={VERSIONED_MAX_AGE_S}, immutable"
-        else:
-            cache = "no-cache"  # revalidate: an unversioned URL may change with a restart
-        zipped = request.accept_encodings["gzip"] > 0
-        etag = body.etags[1] if zipped else body.etags[0]
-        headers = {"Cache-Control": cache, "ETag": f'"{etag}"', "Vary": "Accept-Encoding"}
-        if request.if_none_match.contains(etag):
-            return Response(status=304, headers=headers)
-        if zipped:
-            headers["Content-Encoding"] = "gzip"  # Flask-Compress leaves it alone
-            return Response(body.gzipped, mimetype="application/json", headers=headers)
-        return Response(body.plain, mimetype="application/json", headers=headers)
+        return versioned_response(request, body, "application/json")

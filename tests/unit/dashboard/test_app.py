@@ -15,10 +15,12 @@ from pathlib import Path
 import dash
 import pytest
 from flask.testing import FlaskClient
+from plotly.offline import get_plotlyjs_version
 
 from core.settings import Settings
 from core.store import SqliteStore
 from dashboard.app import create_app, make_server, stop_server
+from dashboard.plotlyjs import BUNDLE, bundle_version
 from layers.geography import Geography
 
 ASSETS = Path(__file__).resolve().parents[3] / "dashboard" / "assets"
@@ -55,7 +57,7 @@ def test_page_loads_only_local_scripts_and_styles(client: FlaskClient) -> None:
     assert "plotlyjs_url" not in config
 
 
-def test_plotly_js_is_served_compressed(client: FlaskClient) -> None:
+def test_plotly_js_is_the_vendored_geo_bundle(client: FlaskClient) -> None:
     html = client.get("/").get_data(as_text=True)
     scripts = re.findall(r'src="([^"]+)"', html)
     layout = client.get("/_dash-layout").get_data(as_text=True)
@@ -63,14 +65,37 @@ def test_plotly_js_is_served_compressed(client: FlaskClient) -> None:
     renderer = next(src for src in scripts if "dash_renderer" in src)
     response = client.get(renderer, headers={"Accept-Encoding": "gzip"})
     assert response.headers["Content-Encoding"] == "gzip"
-    plotly = client.get(
-        "/_dash-component-suites/plotly/package_data/plotly.min.js",
-        headers={"Accept-Encoding": "gzip"},
-    )
+    # The geo bundle is a script of the page, before the renderer: dcc.Graph then finds
+    # window.Plotly and never loads plotly's full bundle.
+    bundle = next(src for src in scripts if "plotly" in src)
+    assert re.fullmatch(r"/_cityops/plotly-geo\.min\.js\?v=[0-9a-f]{16}", bundle), scripts
+    assert scripts.index(bundle) < scripts.index(renderer)
+    assert not [src for src in scripts if src.endswith("plotly.min.js")]
+    plotly = client.get(bundle, headers={"Accept-Encoding": "gzip"})
     assert plotly.status_code == 200
-    assert plotly.headers["Content-Encoding"] == "gzip"
-    assert len(plotly.data) < 2_000_000  # 4.6 MiB uncompressed
-    assert gzip.decompress(plotly.data).startswith(b"/**\n* plotly.js")
+    assert plotly.headers["Content-Encoding"] == "gzip"  # stored gzipped, not per request
+    assert "immutable" in plotly.headers["Cache-Control"]
+    assert plotly.mimetype == "text/javascript"
+    assert len(plotly.data) < 600_000  # 1.3 MiB uncompressed
+    body = gzip.decompress(plotly.data)
+    assert body == BUNDLE.read_bytes()
+    etag = plotly.headers["ETag"]
+    again = client.get(bundle, headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+    assert again.status_code == 304
+    # An old or missing version is revalidated, never cached as current.
+    assert client.get("/_cityops/plotly-geo.min.js").headers["Cache-Control"] == "no-cache"
+
+
+def test_vendored_plotly_js_matches_the_plotly_package() -> None:
+    """The figures are built by the plotly package for its own plotly.js version: the
+    vendored bundle must be that version (update both together: vendor/plotly.js/README.md)."""
+    assert bundle_version(BUNDLE.read_bytes()) == get_plotlyjs_version()
+    assert hashlib.sha256(BUNDLE.read_bytes()).hexdigest() in (
+        BUNDLE.parent / "README.md"
+    ).read_text(encoding="utf-8")
+    licence = (BUNDLE.parent / "LICENSE").read_text(encoding="utf-8")
+    assert licence.startswith("MIT License")
+    assert "Plotly" in licence
 
 
 def _geo_url(app: dash.Dash) -> str:
