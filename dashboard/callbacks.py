@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash
-from dash import Input, Output, Patch, State, html, no_update
+from dash import ClientsideFunction, Input, Output, State, html, no_update
 
 from core.errors import RetryableError
 from core.settings import MetricSettings
@@ -31,7 +31,7 @@ from dashboard.views.bands import band_scale
 from dashboard.views.devices import device_legend, device_patch_values, device_trace
 from dashboard.views.history import history_note, mark_mapped
 from dashboard.views.legend import device_legend_box, legend
-from dashboard.views.map import BASE_TEXT_PX, map_arrays, map_figure, map_patch, trace_rows
+from dashboard.views.map import BASE_TEXT_PX, map_arrays, map_figure, map_update
 from dashboard.views.page import metric_options
 from dashboard.views.panel import message_panel, metric_rows, trend_figure, unit_panel
 
@@ -92,7 +92,7 @@ def _legend(ctx: DashboardContext, metric: MetricSettings | None, lang: str) -> 
 
 def drawn_key(metric_id: str, lang: str, size: float, geometry: str = "") -> str:
     """What the figure on screen was drawn for. ``geometry`` is the versioned geometry URL:
-    a page open for weeks gets a full figure, not a Patch, once a restarted server serves
+    a page open for weeks gets a full figure, not an update, once a restarted server serves
     other boundaries (other units, other order)."""
     return f"{metric_id}|{lang}|{size:g}" + (f"|{geometry}" if geometry else "")
 
@@ -107,17 +107,20 @@ def refresh_map(
     place_data: object = None,
     day_value: object = None,
 ) -> tuple[Any, ...]:
-    """(figure, drawn key, "updated at", dead-letter badge, status, history note) for the
-    map of the place in ``place_data`` (home when empty), live or at the end of the day in
-    ``day_value`` ("YYYY-MM-DD"; before the 2025 reform mapped from the old units).
+    """(figure, drawn key, "updated at", dead-letter badge, status, history note, map
+    update) for the map of the place in ``place_data`` (home when empty), live or at the
+    end of the day in ``day_value`` ("YYYY-MM-DD"; before the 2025 reform mapped from the
+    old units).
 
     A full figure when the one on screen was drawn for another place, metric or language
-    (or not at all); otherwise a Patch with the new colours, hover texts and outlines."""
+    (or not at all); otherwise no figure but a map update (``views.map.map_update``: new
+    colours, hover texts, outlines and device states) that the browser applies itself
+    (``assets/map.js``)."""
     lang = ctx.lang(lang_value)
     size = text_px(size_value)
     badge = _dead_letter_badge(ctx, lang)
     if not ctx.metrics:
-        return no_update, no_update, no_update, badge, text("no_data", lang), ""
+        return no_update, no_update, no_update, badge, text("no_data", lang), "", no_update
     metric_id = ctx.metric_id(metric_value)
     metric = ctx.metrics[metric_id]
     try:
@@ -148,11 +151,12 @@ def refresh_map(
         if len(devices) > MAX_DEVICES_DRAWN:
             devices = devices.iloc[0:0]  # a national view of every sensor is noise, not a map
         key = drawn_key(metric_id, lang, size, view.key) + f"|devices={len(devices)}"
+        update: Any = no_update
         if drawn == key:
-            figure: Any = map_patch(arrays, view.units, view.inset)
+            figure: Any = no_update
+            update = map_update(arrays, view.units, key, view.inset)
             if len(devices):
-                first = len(trace_rows(view.units, view.inset))  # after the unit traces
-                patch_devices(figure, first, devices, ctx, lang, size)
+                update["devices"] = device_update(devices, ctx, lang, size)
         else:
             figure = map_figure(
                 view.geo_url,
@@ -177,9 +181,10 @@ def refresh_map(
             badge,
             text("load_error", lang, seconds=seconds),
             no_update,
+            no_update,
         )
     updated = text("updated_at", lang, time=format_clock(ctx.clock.now(), ctx.tz))
-    return figure, key, updated, badge, "", note
+    return figure, key, updated, badge, "", note, update
 
 
 def end_of_day(day: date, tz: ZoneInfo) -> datetime:
@@ -195,17 +200,18 @@ def _reform(ctx: DashboardContext) -> date | None:
 MAX_DEVICES_DRAWN = 5000
 
 
-def patch_devices(
-    patch: Patch, index: int, devices: Any, ctx: DashboardContext, lang: str, size: float
-) -> None:
-    """New state colours, symbols, sizes and hover texts of the device trace ``index``;
-    positions stay in the browser."""
+def device_update(
+    devices: Any, ctx: DashboardContext, lang: str, size: float
+) -> dict[str, list[Any]]:
+    """New state colours, symbols, sizes and hover texts of the device trace (the last
+    trace of the figure); positions stay in the browser."""
     values = device_patch_values(devices, lang, text_px=size, tz=ctx.tz, metrics=ctx.metrics)
-    trace = patch["data"][index]
-    trace["marker"]["color"] = values.color
-    trace["marker"]["symbol"] = values.symbol
-    trace["marker"]["size"] = values.size
-    trace["hovertext"] = values.hovertext
+    return {
+        "color": values.color,
+        "symbol": values.symbol,
+        "size": values.size,
+        "hovertext": values.hovertext,
+    }
 
 
 def _dead_letter_badge(ctx: DashboardContext, lang: str) -> Any:
@@ -348,6 +354,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(ids.DEAD_LETTERS, "children"),
         Output(ids.MAP_STATUS, "children"),
         Output(ids.HISTORY_NOTE, "children"),
+        Output(ids.MAP_UPDATE, "data"),
         Input(ids.REFRESH, "n_intervals"),
         Input(ids.METRIC, "value"),
         Input(ids.LANG, "value"),
@@ -368,6 +375,14 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         drawn: object,
     ) -> Any:
         return refresh_map(ctx, metric, lang, unit, drawn, size, place, day)
+
+    # The map's refresh, applied in the browser (assets/map.js); its output records the
+    # drawn key of the last update applied.
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        ClientsideFunction("cityops", "recolour"),
+        Output(ids.MAP_APPLIED, "data"),
+        Input(ids.MAP_UPDATE, "data"),
+    )
 
     @app.callback(
         Output(ids.PANEL, "children"),

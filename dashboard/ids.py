@@ -17,6 +17,8 @@ MAP_STATUS = "map-status"
 
 MAP = "map"
 MAP_DRAWN = "map-drawn"  # dcc.Store: (metric, lang) the figure on screen was built for
+MAP_UPDATE = "map-update"  # dcc.Store: a refresh's colours, applied in the browser
+MAP_APPLIED = "map-applied"  # dcc.Store: the drawn key of the last update applied
 LEGEND = "legend"
 
 PLACE = "place"  # dcc.Store: the unit whose children the map shows ("" = the country)

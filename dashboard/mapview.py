@@ -37,7 +37,7 @@ class MapView:
     @property
     def key(self) -> str:
         """Identifies the drawn geometry: a new view (or new boundaries after a restart)
-        needs a full figure, never a Patch."""
+        needs a full figure, never an update."""
         return self.geo_url
 
 

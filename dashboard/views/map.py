@@ -1,11 +1,12 @@
 """The choropleth of the map level: pure functions from the latest values to a Plotly
-figure, and to the small ``Patch`` that recolours it on every refresh.
+figure, and to the small update that recolours it on every refresh (``map_update``, applied
+in the browser by ``assets/map.js``).
 
 The geometry is not in the figure: ``geojson`` is the URL of ``/geo/<level>.json`` so the
-browser fetches (and caches) it once; a refresh sends only ``z``, the hover texts and the
-old-data marks and outlines. Every unit of the map is a location of a trace (the main
-map, or the inset for far islands), so a unit without data is still drawn (grey, ``z`` in
-the grey step) and still answers hover and click.
+browser fetches (and caches) it once; a refresh sends only ``z``, the fill colours, the
+hover texts and the old-data marks and outlines. Every unit of the map is a location of a
+trace (the main map, or the inset for far islands), so a unit without data is still drawn
+(grey, ``z`` in the grey step) and still answers hover and click.
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Patch
 
 from core.settings import Label, MetricSettings
 from dashboard.i18n import format_when, text
-from dashboard.views.bands import BandScale, band_label, band_scale, colorscale, map_z, value_text
+from dashboard.views.bands import (
+    NO_DATA_COLOUR,
+    BandScale,
+    band_colour,
+    band_label,
+    band_scale,
+    colorscale,
+    map_z,
+    value_text,
+)
 from layers.geometry import FAR_FACTOR, far_codes
 
 STALE_OPACITY = 0.35  # old data is drawn faded over the white background
@@ -52,6 +61,7 @@ class MapArrays:
     """Everything that changes on a refresh, one entry per unit in map order."""
 
     z: list[float]
+    fill: list[str]  # the colour plotly.js draws for ``z`` (its band's, or no data's grey)
     customdata: list[list[str]]
     stale: list[bool]
     outline: list[str]
@@ -89,12 +99,13 @@ def map_arrays(
     scale = band_scale(metric)
     zoom = text_px / BASE_TEXT_PX
     latest = values.reindex([unit.code for unit in units])
-    arrays = MapArrays([], [], [], [], [])
+    arrays = MapArrays([], [], [], [], [], [])
     for unit, value, raw_ts in zip(units, latest["value"], latest["ts"], strict=True):
         name = unit.name.get(lang)
         ts = _timestamp(raw_ts)
         if value is None or math.isnan(value) or ts is None:
             arrays.z.append(map_z(scale, None))
+            arrays.fill.append(NO_DATA_COLOUR)
             arrays.customdata.append([name, text("no_data", lang), "", ""])
             arrays.stale.append(False)
         else:
@@ -104,6 +115,7 @@ def map_arrays(
             if stale:
                 band = f"{band} · {text('stale', lang)}"
             arrays.z.append(map_z(scale, float(value)))
+            arrays.fill.append(band_colour(scale, float(value)))
             arrays.customdata.append([name, value_text(scale, float(value), lang), band, when])
             arrays.stale.append(stale)
         chosen = unit.code == selected
@@ -245,17 +257,27 @@ def map_figure(
     return figure
 
 
-def map_patch(
-    arrays: MapArrays, units: list[MapUnit], inset: frozenset[str] = frozenset()
-) -> Patch:
-    """The refresh: new colours, hover texts, old-data marks and outlines per trace; geometry,
-    colour scale and layout stay in the browser."""
-    patch = Patch()
-    for number, rows in enumerate(trace_rows(units, inset)):
-        trace = patch["data"][number]
-        trace["z"] = _pick(arrays.z, rows)
-        trace["customdata"] = _pick(arrays.customdata, rows)
-        trace["selectedpoints"] = fresh_points(arrays, rows)
-        trace["marker"]["line"]["color"] = _style(arrays.outline, rows)
-        trace["marker"]["line"]["width"] = _style(arrays.outline_width, rows)
-    return patch
+def map_update(
+    arrays: MapArrays, units: list[MapUnit], key: str, inset: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The refresh, for ``assets/map.js`` (``cityops.recolour``): per unit trace, the arrays
+    that change; geometry, colour scale and layout stay in the browser. ``key`` is the drawn
+    key of the figure it applies to.
+
+    When only colours and hover texts changed (the usual refresh) the browser sets the
+    ``fill`` of each path and the values plotly.js keeps for hover, instead of letting
+    plotly.js recompute every path (Plotly.react with a new ``z`` re-projects the whole
+    geometry: 300 ms for 3,321 communes, docs/design/008). Old-data marks or outlines that
+    changed go through ``Plotly.restyle``."""
+    traces = [
+        {
+            "z": _pick(arrays.z, rows),
+            "fill": _pick(arrays.fill, rows),
+            "customdata": _pick(arrays.customdata, rows),
+            "selectedpoints": fresh_points(arrays, rows),
+            "line_color": _style(arrays.outline, rows),
+            "line_width": _style(arrays.outline_width, rows),
+        }
+        for rows in trace_rows(units, inset)
+    ]
+    return {"key": key, "traces": traces}

@@ -186,6 +186,8 @@ def page_layout(
             dcc.Interval(id=ids.REFRESH, interval=int(refresh_s * 1000)),
             dcc.Store(id=ids.SELECTED_UNIT, data=None),
             dcc.Store(id=ids.MAP_DRAWN, data=None),
+            dcc.Store(id=ids.MAP_UPDATE, data=None),
+            dcc.Store(id=ids.MAP_APPLIED, data=None),
             dcc.Store(id=ids.TEXT_PX, data=None),
             header,
             html.Main([map_area, panel], className="main"),

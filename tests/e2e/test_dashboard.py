@@ -55,6 +55,23 @@ _INSIDE_JS = """(code) => {
 }"""
 
 
+# Up to 40 points inside the drawn commune.
+_INSIDE_ALL_JS = """(code) => {
+    const path = [...document.querySelectorAll('#map path.choroplethlocation')]
+        .find(p => p.__data__ && p.__data__.loc === code);
+    const box = path.getBoundingClientRect();
+    const toPath = path.getScreenCTM().inverse();
+    const points = [];
+    for (let i = 1; i < 12; i++) {
+        for (let j = 1; j < 12; j++) {
+            const x = box.x + box.width * i / 12, y = box.y + box.height * j / 12;
+            if (path.isPointInFill(new DOMPoint(x, y).matrixTransform(toPath))) points.push([x, y]);
+        }
+    }
+    return points.slice(0, 40);
+}"""
+
+
 def rgb(hex_colour: str) -> str:
     value = hex_colour.lstrip("#")
     red, green, blue = (int(value[index : index + 2], 16) for index in (0, 2, 4))
@@ -128,6 +145,9 @@ def test_map_draws_every_commune_in_its_band_colour(
     assert geometry
     assert all(re.fullmatch(r"v=[0-9a-f]{16}", part.query) for part in geometry), geometry
     assert "/assets/topojson/world_110m.json" in paths_requested  # not cdn.plot.ly
+    # plotly.js is the vendored geo bundle; plotly's full bundle is never fetched.
+    assert "/_cityops/plotly-geo.min.js" in paths_requested
+    assert not [path for path in paths_requested if path.endswith("plotly.min.js")]
     assert page_log.console_errors == []
 
 
@@ -256,11 +276,31 @@ def test_new_reading_recolours_the_map_without_reload(
         arg=[live, rgb("#7E0023")],
         timeout=(REFRESH_S * 4 + 10) * 1000,
     )
-    # The refresh carried a Patch of the colours, not a new figure with the geometry.
-    recoloured = [body for body in callback_bodies if b'"map"' in body and b"320.0" in body]
+    # The refresh carried the new colours for the browser to apply (assets/map.js), not a
+    # new figure with the geometry, and the figure on screen was not replaced.
+    recoloured = [body for body in callback_bodies if b'"map-update"' in body and b"320.0" in body]
     assert recoloured
-    assert all(b"__dash_patch_update" in body for body in recoloured)
+    assert all(b'"figure"' not in body for body in recoloured)
     assert all(b"FeatureCollection" not in body for body in callback_bodies)
+    # Hover and the values plotly.js keeps follow the new reading. (plotly.js picks the
+    # hovered unit from its own geometry: try points inside the path until it is this one.)
+    shown = ""
+    for x, y in page.evaluate(_INSIDE_ALL_JS, live):
+        page.mouse.move(x, y)
+        page.wait_for_timeout(50)
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll('#map .hoverlayer .hovertext')]
+                  .map(label => label.textContent).join(' ')"""
+        )
+        if "320,0 µg/m³" in shown:
+            break
+    assert "320,0 µg/m³" in shown, shown
+    assert "Nguy hại" in shown, shown
+    assert page.evaluate(
+        """(code) => [...document.querySelectorAll('#map path.choroplethlocation')]
+              .find(p => p.__data__.loc === code).__data__.z""",
+        live,
+    ) == pytest.approx(320.0)
     # A refresh may be in flight: closing the page must not fail the recorder.
     page.unroute_all(behavior="ignoreErrors")
     assert page_log.console_errors == []

@@ -44,7 +44,7 @@ PATHS = "#map path.choroplethlocation"
 
 
 @pytest.fixture(scope="module")
-def national_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SqliteStore]]:
     settings = load_settings(REPO / "config.yaml", environ=NATIONAL)
     geography = Geography.from_settings(settings)
     store = SqliteStore(tmp_path_factory.mktemp("national") / "timeseries.sqlite")
@@ -60,8 +60,13 @@ def national_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.write(points)
     app = create_app(settings, store, geography, devices=lambda: registry)
     with serving(app) as url:
-        yield url
+        yield url, store
     store.close()
+
+
+@pytest.fixture(scope="module")
+def national_url(national: tuple[str, SqliteStore]) -> str:
+    return national[0]
 
 
 def drawn_codes(page: Page) -> list[str]:
@@ -165,4 +170,31 @@ def test_a_link_opens_the_place_and_search_finds_units(
     wait_for_units(page, 94, "20200")
     expect(page.locator(".panel-title")).to_have_text("Phường Hoà Khánh, Thành phố Đà Nẵng")
     expect(hits).to_have_count(0)  # the results close after the jump
+    assert page_log.console_errors == []
+
+
+def test_a_device_changing_state_is_recoloured_in_place(
+    page: Page, page_log: PageLog, national: tuple[str, SqliteStore]
+) -> None:
+    url, store = national
+    page.goto(url + "/?place=48")
+    wait_for_units(page, 94, HAI_VAN)
+    markers = page.locator("#map .scattergeo path.point")
+    expect(markers).to_have_count(3)
+    fills = "(ps) => ps.map(p => getComputedStyle(p).fill).sort()"
+    before = markers.evaluate_all(fills)
+    # aq-hv (ok) reads 200 µg/m³: above the critical rule, so alarm, on the next refresh.
+    tags = {"device": "aq-hv", "province": "48", "commune": HAI_VAN}
+    store.write([Point("air", tags, {"pm25": 200.0}, datetime.now(UTC))])
+    alarm = rgb(STATE_COLOURS["alarm"])
+    page.wait_for_function(
+        """(alarm) => [...document.querySelectorAll('#map .scattergeo path.point')]
+              .filter(p => getComputedStyle(p).fill === alarm).length === 2""",
+        arg=alarm,
+        timeout=(REFRESH_S * 4 + 10) * 1000,
+    )
+    after = markers.evaluate_all(fills)
+    assert before.count(alarm) == 1
+    assert after.count(alarm) == 2
+    assert rgb(STATE_COLOURS["ok"]) not in after
     assert page_log.console_errors == []

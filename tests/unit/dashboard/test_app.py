@@ -220,7 +220,7 @@ def test_factory_builds_independent_apps(
         second = create_app(settings, store, geography)
         assert first.server is not second.server
         # 5 of the map page, 1 for its link to /pipeline/ (that page is an app of its own)
-        assert len(first.callback_map) == len(second.callback_map) == 9
+        assert len(first.callback_map) == len(second.callback_map) == 10
     finally:
         store.close()
 

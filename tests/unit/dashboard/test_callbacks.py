@@ -11,7 +11,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import pytest
-from dash import Patch, no_update
+from dash import no_update
 
 from core.errors import RetryableError
 from core.settings import Settings
@@ -126,7 +126,10 @@ def test_click_on_a_lowest_unit_opens_its_own_url(ctx: DashboardContext) -> None
 
 
 def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
-    figure, drawn, updated, badge, status, note = refresh_map(ctx, "pm25", "vi", None, None, 20)
+    figure, drawn, updated, badge, status, note, update = refresh_map(
+        ctx, "pm25", "vi", None, None, 20
+    )
+    assert update is no_update  # a full figure
     assert note == ""  # live
     assert isinstance(figure, go.Figure)
     assert drawn == drawn_key("pm25", "vi", 20, geo_url(ctx)) + "|devices=0"
@@ -141,9 +144,15 @@ def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
     ]
     assert hai_van == [["Phường Hải Vân", "20,0 µg/m³", "Tốt", "lúc 08:00 02/11"]]
 
-    patched, drawn_again, *_ = refresh_map(ctx, "pm25", "vi", HAI_VAN, drawn, 20)
-    assert isinstance(patched, Patch)
-    assert drawn_again == drawn
+    # The same view again: no figure, the new colours for the browser (assets/map.js).
+    again = refresh_map(ctx, "pm25", "vi", HAI_VAN, drawn, 20)
+    assert again[0] is no_update
+    assert again[1] == drawn
+    assert again[6]["key"] == drawn
+    assert [len(trace["z"]) for trace in again[6]["traces"]] == [
+        len(trace.locations) for trace in figure.data
+    ]
+    assert "devices" not in again[6]
 
     # Another metric, language or screen size needs a new colour scale or fonts: full figure.
     assert isinstance(refresh_map(ctx, "pm10", "vi", None, drawn, 20)[0], go.Figure)
@@ -167,7 +176,7 @@ def test_store_down_keeps_the_map_and_says_so(
     ctx: DashboardContext, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="cityops.dashboard")
-    figure, drawn, updated, _, status, _ = refresh_map(
+    figure, drawn, updated, _, status, _, _ = refresh_map(
         broken(ctx, settings), "pm25", "vi", None, "x"
     )
     assert (figure, drawn, updated) == (no_update, no_update, no_update)
@@ -185,7 +194,7 @@ def test_a_bug_is_logged_with_traceback_and_the_screen_stays(
     home = ctx.views.home()
     strange = replace(home, units=[*home.units, "not a MapUnit"])  # type: ignore[list-item]
     monkeypatch.setattr(ctx.views, "of_place", lambda place: strange)
-    figure, _, _, _, status, _ = refresh_map(ctx, "pm25", "vi", None, None)
+    figure, _, _, _, status, *_ = refresh_map(ctx, "pm25", "vi", None, None)
     assert figure is no_update
     assert status.startswith("Không tải được dữ liệu")
     assert any(r.exc_info for r in caplog.records if r.name == "cityops.dashboard")

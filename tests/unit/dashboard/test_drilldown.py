@@ -13,7 +13,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import pytest
-from dash import Patch, no_update
+from dash import no_update
 
 from core.settings import Settings, load_settings, parse_settings
 from core.store import SqliteStore
@@ -114,16 +114,17 @@ def test_country_province_commune_and_back(national: DashboardContext) -> None:
     metric, unit, _, place, *_ = apply_location(national, "/", href[1:])
     assert place == "48"
     figure, drawn_province, *_ = refresh_map(national, metric, "vi", unit, drawn, 20, place)
-    assert isinstance(figure, go.Figure)  # new geometry: a full figure, never a Patch
+    assert isinstance(figure, go.Figure)  # new geometry: a full figure, never an update
     communes = hover_values(figure)
     assert len(communes) == 94
     assert communes["20194"] == "20,0 µg/m³"
     assert communes["20260"] == "110,0 µg/m³"
     assert "00004" not in communes
     assert "/geo/commune/48.json?v=" in figure.data[0].geojson
-    # The next refresh of the same view is a Patch.
-    patch = refresh_map(national, metric, "vi", unit, drawn_province, 20, place)[0]
-    assert isinstance(patch, Patch)
+    # The next refresh of the same view is an update the browser applies.
+    again = refresh_map(national, metric, "vi", unit, drawn_province, 20, place)
+    assert again[0] is no_update
+    assert again[6]["key"] == drawn_province
 
     # Click Hải Vân: the lowest level opens the unit's own URL, on its province's map.
     href = navigate(national, {"points": [{"location": "20194"}]}, "pm25", "vi")
@@ -308,15 +309,12 @@ def test_devices_are_drawn_over_the_units_by_state_then_patched(
     # The country's view draws them too (3 devices), on the provinces.
     country = refresh_map(ctx, "pm25", "vi", None, None, 20, "")[0]
     assert [t.type for t in country.data].count("scattergeo") == 1
-    # A refresh patches the states, not the positions.
-    patch = refresh_map(ctx, "pm25", "vi", None, drawn, 20, "48")[0]
-    assert isinstance(patch, Patch)
-    operations = patch.to_plotly_json()["operations"]
+    # A refresh sends the states, not the positions; the device trace is the last one.
+    update = refresh_map(ctx, "pm25", "vi", None, drawn, 20, "48")[6]
     at = next(n for n, trace in enumerate(figure.data) if trace.type == "scattergeo")
-    assert at == 2  # after the main map and Hoàng Sa's inset
-    device_paths = {tuple(op["location"]) for op in operations if op["location"][1] == at}
-    assert ("data", at, "marker", "color") in device_paths
-    assert not any("lon" in path or "lat" in path for path in device_paths)
+    assert at == 2 == len(update["traces"])  # after the main map and Hoàng Sa's inset
+    assert set(update["devices"]) == {"color", "symbol", "size", "hovertext"}
+    assert update["devices"]["color"] == list(devices[0].marker.color)
 
 
 def replace_registry(data: Any, registry: list[Any]) -> Any:
@@ -359,7 +357,7 @@ def test_a_day_before_the_reform_is_mapped_from_the_old_units_and_says_so(
         clock=FakeClock(NOW),
         history=load_history(settings, geography.hierarchy),
     )
-    figure, _, _, _, status, note = refresh_map(
+    figure, _, _, _, status, note, _ = refresh_map(
         ctx, "pm25", "vi", None, None, 20, "48", "2025-03-15"
     )
     assert status == ""

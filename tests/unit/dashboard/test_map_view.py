@@ -1,7 +1,8 @@
-"""The map figure and its refresh Patch, as plain functions."""
+"""The map figure and its refresh update, as plain functions."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ import pytest
 from core.settings import Label, MetricSettings, Settings
 from core.types import UnitValue
 from dashboard.data import unit_values_frame
-from dashboard.views.bands import band_scale, map_z
+from dashboard.views.bands import NO_DATA_COLOUR, band_scale, map_z
 from dashboard.views.map import (
     OUTLINE_WIDTH,
     SELECTED_WIDTH,
@@ -22,7 +23,7 @@ from dashboard.views.map import (
     inset_codes,
     map_arrays,
     map_figure,
-    map_patch,
+    map_update,
     trace_rows,
 )
 from layers.geography import Geography
@@ -133,30 +134,31 @@ def test_far_units_go_to_an_inset(values: pd.DataFrame, pm25: MetricSettings) ->
     assert sum(len(trace.locations) for trace in figure.data) == len(UNITS)
 
 
-def test_patch_carries_only_the_changing_arrays(values: pd.DataFrame, pm25: MetricSettings) -> None:
+def test_update_carries_only_the_changing_arrays(
+    values: pd.DataFrame, pm25: MetricSettings
+) -> None:
     inset = frozenset({"20333"})
     arrays = arrays_for(values, pm25, selected="20194")
-    operations = map_patch(arrays, UNITS, inset).to_plotly_json()["operations"]
-    assigned = {tuple(op["location"]): op["params"]["value"] for op in operations}
-    assert set(assigned) == {
-        ("data", trace, *field)
-        for trace in (0, 1)
-        for field in (
-            ("z",),
-            ("customdata",),
-            ("selectedpoints",),
-            ("marker", "line", "color"),
-            ("marker", "line", "width"),
-        )
-    }
+    update = map_update(arrays, UNITS, "pm25|vi|20", inset)
+    assert update["key"] == "pm25|vi|20"
+    traces = update["traces"]
+    assert [set(trace) for trace in traces] == [
+        {"z", "fill", "customdata", "selectedpoints", "line_color", "line_width"}
+    ] * 2
     rows = trace_rows(UNITS, inset)
-    assert assigned[("data", 0, "z")] == [arrays.z[index] for index in rows[0]]
-    assert assigned[("data", 1, "z")] == [map_z(band_scale(pm25), 12.0)]
-    assert assigned[("data", 0, "selectedpoints")] == [0, 2]
-    assert assigned[("data", 1, "selectedpoints")] is None  # nothing stale: nothing faded
-    # What the patch assigns is what a full figure would hold.
+    assert traces[0]["z"] == [arrays.z[index] for index in rows[0]]
+    assert traces[1]["z"] == [map_z(band_scale(pm25), 12.0)]
+    # The colour plotly.js draws for each z: its band's, grey without data.
+    assert traces[0]["fill"] == ["#FF0000", "#00E400", NO_DATA_COLOUR]  # Xấu, Tốt, none
+    assert traces[1]["fill"] == ["#00E400"]
+    assert traces[0]["selectedpoints"] == [0, 2]
+    assert traces[1]["selectedpoints"] is None  # nothing stale: nothing faded
+    assert traces[1]["line_color"] == "#FFFFFF"  # one value when the trace has no selection
+    # What the update carries is what a full figure would hold.
     figure = map_figure(GEO_URL, UNITS, arrays, band_scale(pm25), lang="vi", inset=inset)
-    assert list(figure.data[0].customdata[0]) == assigned[("data", 0, "customdata")][0]
+    assert list(figure.data[0].customdata[0]) == traces[0]["customdata"][0]
+    assert list(figure.data[0].marker.line.color) == traces[0]["line_color"]
+    assert "FeatureCollection" not in json.dumps(update)
 
 
 def test_fresh_points() -> None:
