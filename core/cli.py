@@ -437,3 +437,9 @@ def demo(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+# Sub-commands kept in their own modules (they import the helpers above from here).
+from core.cli_users import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
