@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash
+import pandas as pd
 from dash import ClientsideFunction, Input, Output, State, html, no_update
 
 from core.errors import RetryableError
@@ -23,6 +24,7 @@ from core.types import UnitRef
 from dashboard import ids
 from dashboard.context import DashboardContext
 from dashboard.data import TREND_WINDOW
+from dashboard.devices import FRAME_COLUMNS
 from dashboard.i18n import format_clock, text
 from dashboard.mapview import MapView
 from dashboard.navigation import apply_location, find_units, navigate, place_of, render_breadcrumb
@@ -147,9 +149,11 @@ def refresh_map(
             text_px=size,
         )
         note = history_note(day, mark_mapped(arrays, view.units, values, lang), _reform(ctx), lang)
-        devices = ctx.data.devices(view.place) if day is None else ctx.data.devices().iloc[0:0]
+        # No device layer on a past day (states are live), nor above MAX_DEVICES_DRAWN in a
+        # view (a national view of every sensor is noise, not a map).
+        devices = ctx.data.devices(view.place) if day is None else NO_DEVICES
         if len(devices) > MAX_DEVICES_DRAWN:
-            devices = devices.iloc[0:0]  # a national view of every sensor is noise, not a map
+            devices = NO_DEVICES
         key = drawn_key(metric_id, lang, size, view.key) + f"|devices={len(devices)}"
         update: Any = no_update
         if drawn == key:
@@ -198,6 +202,7 @@ def _reform(ctx: DashboardContext) -> date | None:
 
 # Above this many devices in a view the device layer is left out (the units' colours say it).
 MAX_DEVICES_DRAWN = 5000
+NO_DEVICES = pd.DataFrame(columns=list(FRAME_COLUMNS))
 
 
 def device_update(
