@@ -132,7 +132,6 @@ def create_app(
     prefix = app.config.routes_pathname_prefix or "/"
     geo = GeoCache(geography, app.config.requests_pathname_prefix or "/")
     mount_geometry(app, geo, prefix)
-    mount_plotly_js(app)  # the geo bundle, not plotly's full one (dashboard/plotlyjs.py)
     # The home view is prepared now (about 1.5 s for the country's 3,321 communes): the
     # page's URL carries the hash of the bytes, and a bad file fails here.
     default_metric = settings.dashboard.default_metric
@@ -148,6 +147,8 @@ def create_app(
         history=load_history(settings, geography.hierarchy),
     )
     topojson_url = app.get_asset_url("topojson/")
+    # The geo bundle, not plotly's full one, with no internet endpoint (dashboard/plotlyjs.py).
+    mount_plotly_js(app, topojson_url)
     pipeline = mount_pipeline_page(
         app,
         PipelineContext(

@@ -39,10 +39,29 @@ def bundle_version(data: bytes) -> str:
     return found[1].decode()
 
 
-def mount_plotly_js(app: dash.Dash) -> str:
-    """Serve the bundle on ``app``'s server and load it in ``app``'s page, before the
-    renderer. Returns its URL."""
-    body: GeoBody = encode_bytes(BUNDLE.read_bytes())
+# The vendored bundle holds no internet endpoint (vendor/plotly.js/README.md): plotly's
+# default world topology URL (cdn.plot.ly) became this placeholder, filled in with this
+# server's own assets URL when served; the Chart Studio upload became about:blank.
+TOPOJSON_PLACEHOLDER = b"__CITYOPS_TOPOJSON_URL__"
+
+
+def with_topojson_url(bundle: bytes, topojson_url: str) -> bytes:
+    """The bundle as served: geo maps fetch the world topology from ``topojson_url``.
+    Raises ValueError when the placeholder is not there exactly once (an updated bundle
+    that was not prepared as vendor/plotly.js/README.md says)."""
+    if bundle.count(TOPOJSON_PLACEHOLDER) != 1:
+        raise ValueError(
+            f"expected {TOPOJSON_PLACEHOLDER.decode()} once in the plotly.js bundle: "
+            "prepare it as dashboard/vendor/plotly.js/README.md says"
+        )
+    local = topojson_url if topojson_url.endswith("/") else topojson_url + "/"
+    return bundle.replace(TOPOJSON_PLACEHOLDER, local.encode())
+
+
+def mount_plotly_js(app: dash.Dash, topojson_url: str) -> str:
+    """Serve the bundle (:func:`with_topojson_url`) on ``app``'s server and load it in ``app``'s
+    page, before the renderer. Returns its URL."""
+    body: GeoBody = encode_bytes(with_topojson_url(BUNDLE.read_bytes(), topojson_url))
     routes = app.config.routes_pathname_prefix or "/"
     requests = app.config.requests_pathname_prefix or "/"
 

@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs_version
 from core.settings import Settings
 from core.store import SqliteStore
 from dashboard.app import create_app, make_server, stop_server
-from dashboard.plotlyjs import BUNDLE, bundle_version
+from dashboard.plotlyjs import BUNDLE, bundle_version, with_topojson_url
 from layers.geography import Geography
 
 ASSETS = Path(__file__).resolve().parents[3] / "dashboard" / "assets"
@@ -78,7 +78,24 @@ def test_plotly_js_is_the_vendored_geo_bundle(client: FlaskClient) -> None:
     assert plotly.mimetype == "text/javascript"
     assert len(plotly.data) < 600_000  # 1.3 MiB uncompressed
     body = gzip.decompress(plotly.data)
-    assert body == BUNDLE.read_bytes()
+    assert body == with_topojson_url(BUNDLE.read_bytes(), "/assets/topojson/")
+    # Nothing in what the browser runs points at the internet by itself: what is left are
+    # XML namespaces and links shown to people (licence comments, docs).
+    urls = set(re.findall(rb"https?://[A-Za-z0-9./_-]+", body))
+    fetchable = {
+        url
+        for url in urls
+        if not url.startswith((b"http://www.w3.org/", b"https://github.com/"))
+        and url
+        not in {
+            b"https://plotly.com/",  # the logo's link, hidden (displaylogo False)
+            b"https://plotly.com/javascript/animations/",  # an error message's link
+            b"http://syntheti.cc",  # licence comments
+            b"http://getify.mit-license.org",
+        }
+    }
+    assert fetchable == set()
+    assert b"/assets/topojson/" in body
     etag = plotly.headers["ETag"]
     again = client.get(bundle, headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
     assert again.status_code == 304
@@ -255,3 +272,16 @@ def test_stop_server_returns_while_a_browser_keeps_a_connection_open(app: dash.D
         stop_server(server)
         thread.join(timeout=5)
         assert not thread.is_alive()
+
+
+def test_the_vendored_bundle_holds_no_internet_endpoint() -> None:
+    """Air-gapped by construction: plotly's CDN and Chart Studio URLs are not in the file,
+    and the page fills the topology URL in with its own assets' (README there)."""
+    bundle = BUNDLE.read_bytes()
+    assert b"cdn.plot.ly" not in bundle
+    assert b"cloud.plotly.com" not in bundle
+    served = with_topojson_url(bundle, "/cityops/assets/topojson")
+    assert b"__CITYOPS_TOPOJSON_URL__" not in served
+    assert served.count(b'"/cityops/assets/topojson/"') == 1
+    with pytest.raises(ValueError, match="README"):
+        with_topojson_url(served, "/t/")  # an unprepared bundle is refused
