@@ -346,11 +346,13 @@ def dashboard(config: ConfigOption = Path("config.yaml"), verbose: bool = False)
     from dashboard.app import create_app, serve
     from ingest.deadletter import SqlDeadLetterStore
 
+    engine = build_engine(settings)
     app_ = create_app(
         settings,
         build_store(settings),
         build_geography(settings),
-        dead_letters=SqlDeadLetterStore(build_engine(settings)),
+        dead_letters=SqlDeadLetterStore(engine),
+        state_engine=engine,
     )
     typer.echo(f"dashboard: http://{settings.dashboard.host}:{settings.dashboard.port}/")
     serve(app_, settings.dashboard.host, settings.dashboard.port)

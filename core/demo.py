@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import random
+import secrets
 import shutil
 import socket
 import threading
@@ -75,7 +77,41 @@ def demo_overrides(
     tree.setdefault("dashboard", {}).update(
         host="127.0.0.1", port=dashboard_port, public_url=f"http://127.0.0.1:{dashboard_port}"
     )
+    tree["dashboard"].setdefault("auth", {}).update(
+        mode="password", secret_key_file=str(workdir / "dashboard-secret.key")
+    )
     return tree
+
+
+# The demo's users: an administrator, the duty operator of Đà Nẵng and a leader of one
+# ward (who sees Hải Vân only). Passwords are made on the first run and kept in the work
+# folder (0600), so a demo is never reachable with a password printed in the README.
+DEMO_USERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("admin", "admin", ()),
+    ("truc-ban", "operator", ("48",)),
+    ("hai-van", "leader", ("20194",)),
+)
+
+
+def ensure_demo_users(engine: Any, workdir: Path) -> list[tuple[str, str, str]]:
+    """(username, role, password) of the demo users, created on the first run."""
+    from dashboard.users import UserStore
+
+    users = UserStore(engine)
+    saved = workdir / "demo-users.txt"
+    if saved.exists():
+        rows = [line.split("\t") for line in saved.read_text(encoding="utf-8").splitlines()]
+        return [(row[0], row[1], row[2]) for row in rows if len(row) == 3]
+    made = []
+    for username, role, units in DEMO_USERS:
+        if users.get(username) is None:
+            password = secrets.token_urlsafe(9)
+            users.add(username, password, role, list(units))
+            made.append((username, role, password))
+    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(f"{name}\t{role}\t{password}\n" for name, role, password in made)
+    return made
 
 
 @dataclass
@@ -238,7 +274,10 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
         simulator = Simulator(settings, devices)
         running.thread("simulator", lambda: simulator.run(stop))
 
-        dash_app = create_app(settings, store, geography, dead_letters=dead_letters)
+        demo_users = ensure_demo_users(engine, workdir)
+        dash_app = create_app(
+            settings, store, geography, dead_letters=dead_letters, state_engine=engine
+        )
         server = make_server(dash_app, settings.dashboard.host, settings.dashboard.port)
         running.add("dashboard", lambda: stop_server(server))
         running.thread("dashboard", server.run)
@@ -251,6 +290,10 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
                     "cityops demo — đang chạy / running "
                     f"(ready in {time.monotonic() - started:.1f} s)",
                     f"  Bảng điều khiển / dashboard : {url}",
+                    *(
+                        f"    đăng nhập / sign in       : {name} / {password}  ({role})"
+                        for name, role, password in demo_users
+                    ),
                     f"  Thu nhận / ingest health    : {url}pipeline/",
                     f"  MQTT broker (amqtt)         : mqtt://127.0.0.1:{broker.port}  "
                     "topics city/<kind>/<device_id>",

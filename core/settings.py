@@ -32,7 +32,7 @@ from core.errors import ConfigError
 from core.types import AGGREGATIONS, Aggregation, MetricRef
 
 ENV_PREFIX = "CITYOPS_"
-SECRET_KEYS = ("password", "token")
+SECRET_KEYS = ("password", "token", "secret_key")
 # Vietnam's legal time: the 2025 reform took effect at midnight here, whatever site.timezone says.
 REFORM_TIMEZONE = "Asia/Ho_Chi_Minh"
 
@@ -220,6 +220,10 @@ class LayersSettings(_Section):
 
 class DevicesSettings(_Section):
     registry: str = "var/devices.csv"  # CSV: device_id,kind,name,lon,lat
+    # How often a device of each kind is expected to report (s): the devices page calls it
+    # online within 2 intervals of its last message, late within 5, offline after that.
+    expected_interval_s: dict[str, Annotated[float, Field(gt=0)]] = {}
+    default_interval_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 class Band(_Section):
@@ -431,6 +435,23 @@ class SmtpSettings(_Section):
     mailbox: str | None = None  # the demo's local SMTP server writes e-mails here
 
 
+class AuthSettings(_Section):
+    """Sign-in of the dashboard (docs/design/012-sign-in.md)."""
+
+    # password: users of `cityops users` sign in on /login. proxy: a trusted reverse proxy
+    # (single sign-on) names the user in `proxy_header`; the user must still exist here.
+    mode: Literal["password", "proxy"] = "password"
+    session_hours: Annotated[float, Field(gt=0, le=720)] = 12.0  # one shift, then sign in again
+    idle_minutes: Annotated[float, Field(gt=0, le=43200)] = 120.0  # no request for this long
+    proxy_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Remote-User"
+    proxy_trusted: list[str] = ["127.0.0.1", "::1"]  # addresses the header is believed from
+    # Signs the session cookies; created (0600) at first start when missing. Several
+    # dashboard workers must share it. CITYOPS_DASHBOARD__AUTH__SECRET_KEY wins over the file.
+    secret_key_file: str = "var/dashboard-secret.key"
+    secret_key: SecretStr | None = None
+    cookie_secure: bool = False  # true behind TLS (nginx): cookies only over https
+
+
 class DashboardSettings(_Section):
     host: str = "127.0.0.1"
     port: PortOrZero = 8050
@@ -440,6 +461,10 @@ class DashboardSettings(_Section):
     )
     default_metric: str = "pm25"
     public_url: str = "http://127.0.0.1:8050"  # used for links in e-mails
+    # redis://host:6379/0: the named queries' short cache shared by every dashboard worker;
+    # null = one cache per process.
+    cache_url: Annotated[str, Field(pattern=r"^rediss?://")] | None = None
+    auth: AuthSettings = AuthSettings()
 
 
 class Settings(_Section):

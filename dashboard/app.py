@@ -19,19 +19,25 @@ from zoneinfo import ZoneInfo
 import dash
 import waitress
 from flask import Response, request
+from sqlalchemy import Engine
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from core.clock import SystemClock
+from core.db import make_engine
 from core.ports import Clock, DeadLetterStore, Store
 from core.settings import Settings
 from dashboard import callbacks
+from dashboard.auth import Auth, current_access, load_secret
 from dashboard.context import DashboardContext
 from dashboard.data import DashboardData
+from dashboard.exports import mount_exports
 from dashboard.geo import GeoCache
 from dashboard.mapview import MapViews
-from dashboard.pipeline import PipelineContext, mount_pipeline_page
+from dashboard.pages import nav_links, page_lang, user_box
+from dashboard.pipeline import mount_pipeline_page
 from dashboard.plotlyjs import mount_plotly_js
+from dashboard.users import UserStore
 from dashboard.views.page import page_layout
 from layers.geography import Geography
 from layers.history import HistoryMap, load_history
@@ -71,6 +77,7 @@ def build_context(
     url_prefix: str = "/",
     devices: Callable[[], list[Device]] | None = None,
     history: HistoryMap | None = None,
+    state_engine: Engine | None = None,
 ) -> DashboardContext:
     """What the callbacks work with (tests build it to call them directly)."""
     geography = views.geography
@@ -98,6 +105,7 @@ def build_context(
         tz=ZoneInfo(settings.site.timezone),
         dead_letters=dead_letters,
         url_prefix=url_prefix,
+        state_engine=state_engine,
     )
 
 
@@ -109,12 +117,19 @@ def create_app(
     dead_letters: DeadLetterStore | None = None,
     clock: Clock | None = None,
     devices: Callable[[], list[Device]] | None = None,
+    state_engine: Engine | None = None,
 ) -> dash.Dash:
     """A new dashboard app. Reads the boundary file of the home map now (a bad file fails
     here, not in the browser); the store is first queried by the first page view.
     ``devices`` gives the registered devices for the map's device layer (default: the
-    registry file of ``devices.registry``, re-read when it changes)."""
+    registry file of ``devices.registry``, re-read when it changes). ``state_engine`` is
+    the SQL state database of users, alert state and acknowledgements (default:
+    ``database.url``); its tables are migrated now."""
     clock = clock or SystemClock()
+    if state_engine is None:
+        state_engine = make_engine(settings.database.url, settings.base_dir)
+    users = UserStore(state_engine, clock)  # migrates the users tables
+    secret = load_secret(settings)  # a missing or unreadable key file stops here
     if devices is None:
         devices = RegistryFile(settings.path(settings.devices.registry), geography).devices
     app = dash.Dash(
@@ -145,39 +160,48 @@ def create_app(
         devices=devices,
         # A mapping that does not fit the hierarchy stops here, naming the setting.
         history=load_history(settings, geography.hierarchy),
+        state_engine=state_engine,
     )
+    requests_prefix = app.config.requests_pathname_prefix or "/"
+    Auth(
+        settings,
+        users,
+        geography.hierarchy,
+        clock,
+        routes_prefix=prefix,
+        requests_prefix=requests_prefix,
+    ).install(app.server, secret)
+    mount_exports(ctx, app.server, prefix)
     topojson_url = app.get_asset_url("topojson/")
     # The geo bundle, not plotly's full one, with no internet endpoint (dashboard/plotlyjs.py).
     mount_plotly_js(app, topojson_url)
-    pipeline = mount_pipeline_page(
-        app,
-        PipelineContext(
-            settings=settings,
-            data=ctx.data,
-            clock=clock,
-            tz=ctx.tz,
-            map_url=app.config.requests_pathname_prefix or "/",
-        ),
-        str(ASSETS),
-    )
-    pipeline_url: str = pipeline.config.requests_pathname_prefix
+    mount_pipeline_page(app, ctx)
 
     def layout() -> Any:
         # A function: each page view gets fresh defaults; data arrives through callbacks.
+        lang = page_lang(ctx)
         return page_layout(
             site_name=settings.site.name,
             metrics=settings.metrics,
             metric_id=default_metric,
-            lang=settings.site.language,
+            lang=lang,
             refresh_s=settings.dashboard.refresh_s,
             topojson_url=topojson_url,
             show_dead_letters=dead_letters is not None,
-            pipeline_url=pipeline_url,
+            nav=nav_links(requests_prefix, lang, "", pipeline=_sees_pipeline()),
+            user=user_box(requests_prefix, lang),
         )
 
     app.layout = layout
     callbacks.register(app, ctx)
     return app
+
+
+def _sees_pipeline() -> bool:
+    try:
+        return current_access().sees_pipeline
+    except PermissionError:  # Dash builds the layout once at start, outside any request
+        return False
 
 
 def make_server(

@@ -22,13 +22,17 @@ from core.errors import RetryableError
 from core.settings import MetricSettings
 from core.types import UnitRef
 from dashboard import ids
+from dashboard.access import Access
+from dashboard.auth import current_access
 from dashboard.context import DashboardContext
 from dashboard.data import TREND_WINDOW
 from dashboard.devices import FRAME_COLUMNS
 from dashboard.i18n import format_clock, text
 from dashboard.mapview import MapView
 from dashboard.navigation import apply_location, find_units, navigate, place_of, render_breadcrumb
+from dashboard.pages import relabel_shell, remember_lang
 from dashboard.routes import parse_day
+from dashboard.scoped import ScopedData
 from dashboard.views.bands import band_scale
 from dashboard.views.devices import device_legend, device_patch_values, device_trace
 from dashboard.views.history import history_note, mark_mapped
@@ -101,6 +105,7 @@ def drawn_key(metric_id: str, lang: str, size: float, geometry: str = "") -> str
 
 def refresh_map(
     ctx: DashboardContext,
+    access: Access,
     metric_value: object,
     lang_value: object,
     selected: object,
@@ -117,8 +122,9 @@ def refresh_map(
     A full figure when the one on screen was drawn for another place, metric or language
     (or not at all); otherwise no figure but a map update (``views.map.map_update``: new
     colours, hover texts, outlines and device states) that the browser applies itself
-    (``assets/map.js``)."""
+    (``assets/map.js``). Units out of the user's reach are drawn without data."""
     lang = ctx.lang(lang_value)
+    data = ScopedData(ctx.data, access)
     size = text_px(size_value)
     badge = _dead_letter_badge(ctx, lang)
     if not ctx.metrics:
@@ -131,12 +137,12 @@ def refresh_map(
         day = parse_day(day_value)
         stale_after = ctx.stale_after
         if day is None:
-            values = ctx.data.map_values(metric_id, view.level, view.parent)
+            values = data.map_values(metric_id, view.level, view.parent)
         else:
             at = end_of_day(day, ctx.tz)
             now = min(now, at)  # a day's last values, none of them "old data"
             stale_after = timedelta(days=1)
-            values = ctx.data.map_values_at(metric_id, view.level, view.parent, at)
+            values = data.map_values_at(metric_id, view.level, view.parent, at)
         arrays = map_arrays(
             view.units,
             values,
@@ -151,7 +157,7 @@ def refresh_map(
         note = history_note(day, mark_mapped(arrays, view.units, values, lang), _reform(ctx), lang)
         # No device layer on a past day (states are live), nor above MAX_DEVICES_DRAWN in a
         # view (a national view of every sensor is noise, not a map).
-        devices = ctx.data.devices(view.place) if day is None else NO_DEVICES
+        devices = data.devices(view.place) if day is None else NO_DEVICES
         if len(devices) > MAX_DEVICES_DRAWN:
             devices = NO_DEVICES
         key = drawn_key(metric_id, lang, size, view.key) + f"|devices={len(devices)}"
@@ -232,6 +238,7 @@ def _dead_letter_badge(ctx: DashboardContext, lang: str) -> Any:
 
 def render_panel(
     ctx: DashboardContext,
+    access: Access,
     unit_value: object,
     metric_value: object,
     lang_value: object,
@@ -246,13 +253,14 @@ def render_panel(
     if unit_value is None:
         return message_panel(text("pick_unit", lang))
     unit = ctx.hierarchy.get(unit_value)
-    if unit is None:
+    if unit is None or not access.can_see(unit.code):  # out of reach: as if there were none
         return message_panel(text("unknown_unit", lang, code=unit_value), kind="warning")
     metric_id = ctx.metric_id(metric_value)
+    data = ScopedData(ctx.data, access)
     try:
         now = ctx.clock.now()
         ref = UnitRef(unit.level, unit.code)
-        latest = ctx.data.unit_latest(ref)
+        latest = data.unit_latest(ref)
         rows = metric_rows(
             latest,
             ctx.metrics,
@@ -263,7 +271,7 @@ def render_panel(
             selected_metric=metric_id,
         )
         metric = ctx.metrics[metric_id]
-        series = ctx.data.trend(metric_id, ref)
+        series = data.trend(metric_id, ref)
         trend = (
             None
             if series.empty
@@ -302,7 +310,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(ids.URL, "search"),
     )
     def _apply_location(pathname: str | None, search: str | None) -> Any:
-        return apply_location(ctx, pathname, search)
+        return apply_location(ctx, current_access(), pathname, search)
 
     @app.callback(
         Output(ids.URL, "href"),
@@ -312,7 +320,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         prevent_initial_call=True,
     )
     def _navigate(click: object, metric: object, lang: object) -> Any:
-        return navigate(ctx, click, metric, lang)
+        return navigate(ctx, current_access(), click, metric, lang)
 
     @app.callback(
         Output(ids.BREADCRUMB, "children"),
@@ -321,7 +329,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(ids.LANG, "value"),
     )
     def _render_breadcrumb(place: object, unit: object, lang: object) -> Any:
-        return render_breadcrumb(ctx, place, unit, lang)
+        return render_breadcrumb(ctx, current_access(), place, unit, lang)
 
     @app.callback(
         Output(ids.SEARCH_RESULTS, "children"),
@@ -333,7 +341,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     def _find_units(query: object, lang: object, _href: object) -> Any:
         if dash.ctx.triggered_id == ids.URL:
             return []  # the page moved (a result was picked): close the list
-        return find_units(ctx, query, lang)
+        return find_units(ctx, current_access(), query, lang)
 
     @app.callback(
         Output(ids.SITE_TITLE, "children"),
@@ -350,7 +358,19 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(ids.METRIC, "value"),
     )
     def _render_chrome(lang: object, metric: object) -> Any:
+        if dash.ctx.triggered_id == ids.LANG:
+            remember_lang(lang)
         return render_chrome(ctx, lang, metric)
+
+    @app.callback(
+        Output(ids.NAV_LINKS, "children"),
+        Output(ids.USER_BOX, "children"),
+        Input(ids.LANG, "value"),
+        prevent_initial_call=True,
+    )
+    def _relabel_shell(lang: object) -> Any:
+        links, _label, user = relabel_shell(ctx.url_prefix, ctx.lang(lang), "")
+        return links, user
 
     @app.callback(
         Output(ids.MAP, "figure"),
@@ -379,7 +399,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         day: object,
         drawn: object,
     ) -> Any:
-        return refresh_map(ctx, metric, lang, unit, drawn, size, place, day)
+        return refresh_map(ctx, current_access(), metric, lang, unit, drawn, size, place, day)
 
     # The map's refresh, applied in the browser (assets/map.js); its output records the
     # drawn key of the last update applied.
@@ -401,4 +421,4 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     def _render_panel(
         unit: object, metric: object, lang: object, _tick: object, size: object, place: object
     ) -> Any:
-        return render_panel(ctx, unit, metric, lang, size, place)
+        return render_panel(ctx, current_access(), unit, metric, lang, size, place)

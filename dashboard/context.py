@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
 
 from core.ports import Clock, DeadLetterStore
 from core.settings import MetricSettings, Settings
 from dashboard.data import DashboardData
+from dashboard.exports import Exports
 from dashboard.i18n import as_lang
 from dashboard.mapview import MapViews
 from layers.levels import Hierarchy
@@ -27,6 +30,8 @@ class DashboardContext:
     tz: ZoneInfo
     dead_letters: DeadLetterStore | None = None
     url_prefix: str = "/"  # the app's requests_pathname_prefix, for links
+    state_engine: Engine | None = None  # the SQL state database (users, alert state ...)
+    exports: Exports = field(default_factory=Exports)  # CSV downloads (dashboard/exports.py)
 
     @property
     def metrics(self) -> Mapping[str, MetricSettings]:

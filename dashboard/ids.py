@@ -34,7 +34,7 @@ SELECTED_UNIT = "selected-unit"  # dcc.Store: the code of the unit shown in the 
 PANEL = "unit-panel"
 TREND = "unit-trend"
 
-NAV_PIPELINE = "nav-pipeline"  # the map page's link to the pipeline page
-NAV_MAP = "nav-map"  # the pipeline page's link back to the map
+NAV_LINKS = "nav-links"  # the links between pages (dashboard/pages.py)
+USER_BOX = "user-box"  # who is signed in, and the sign-out button
 PIPELINE_TITLE = "pipeline-title"
 PIPELINE_TABLE = "pipeline-table"

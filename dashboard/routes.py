@@ -2,8 +2,9 @@
 
     /                              the map of home: the scope (or the country)
     /?place=<code>                 the map of a unit's children (a province's communes ...)
-    /area/<level>/<code>           a unit: the map it belongs to, with its panel open
-    /?unit=<code>&metric=<id>      the same as /area/..., the link of alert e-mails
+    /?unit=<code>&metric=<id>      the map a unit belongs to, with its panel open (a click on
+                                   a unit of the lowest level; the link of alert e-mails)
+    /area/<level>/<code>           a unit's own page (dashboard/unit_page.py)
     /geo/<level>.json?v=<hash>     the map geometry of a level (dashboard/geo.py)
     /geo/<level>/<code>.json       the geometry of the units of a level inside one unit
 
@@ -95,6 +96,11 @@ def place_href(
 ) -> str:
     """The map of ``place`` (None = the country), relative to the app's path prefix."""
     return f"{prefix.rstrip('/')}/{_query(metric, lang, place=place or COUNTRY)}"
+
+
+def unit_href(prefix: str, code: str, metric: str | None = None, lang: str | None = None) -> str:
+    """The map with a unit's panel open: ``/?unit=<code>`` (the map of its parent)."""
+    return f"{prefix.rstrip('/')}/{_query(metric, lang, unit=code)}"
 
 
 def area_href(

@@ -9,6 +9,7 @@ metric catalogue in the settings, which carry their own vi/en labels.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
@@ -139,6 +140,18 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "device_never_seen": ("Chưa từng gửi dữ liệu", "Never reported"),
     "device_reading": ("{metric}: {value}", "{metric}: {value}"),
 }
+
+
+def add_texts(texts: Mapping[str, tuple[str, str]]) -> None:
+    """Add a page's own texts (key -> (Vietnamese, English)) to :data:`TEXTS`, once, at
+    import of the page's module; a key that is already taken is a programming error."""
+    taken = sorted(set(texts) & set(TEXTS))
+    if taken:
+        raise ValueError(f"text keys already defined: {taken}")
+    for key, pair in texts.items():
+        if len(pair) != 2 or not all(isinstance(part, str) and part for part in pair):
+            raise ValueError(f"text {key!r} needs a Vietnamese and an English string")
+    TEXTS.update(texts)
 
 
 def text(key: str, lang: str, **values: object) -> str:

@@ -36,6 +36,23 @@ def lang_options() -> list[dict[str, str]]:
     return [{"label": text(f"lang_{lang}", lang), "value": lang} for lang in LANGS]
 
 
+def lang_control(lang: str) -> html.Div:
+    """The language selector of every page's header (``ids.LANG``)."""
+    return html.Div(
+        [
+            html.Label(text("lang_label", lang), id=ids.LANG_LABEL, htmlFor=ids.LANG),
+            dcc.RadioItems(
+                id=ids.LANG,
+                options=lang_options(),
+                value=lang,
+                inline=True,
+                className="segmented",
+            ),
+        ],
+        className="control",
+    )
+
+
 def map_graph_config(topojson_url: str) -> dict[str, Any]:
     """plotly.js config of the map. ``topojsonURL``: the geo trace fetches a world topology
     even with the base map hidden; it must come from this server, not from the CDN."""
@@ -57,11 +74,13 @@ def page_layout(
     refresh_s: float,
     topojson_url: str,
     show_dead_letters: bool,
-    pipeline_url: str | None = None,
+    nav: Any = None,
+    user: Any = None,
 ) -> html.Div:
     header = html.Header(
         [
             html.H1(site_name.get(lang), id=ids.SITE_TITLE, className="site-title"),
+            html.Nav(nav, id=ids.NAV_LINKS, className="nav-links"),
             html.Div(
                 [
                     html.Label(text("metric_label", lang), id=ids.METRIC_LABEL, htmlFor=ids.METRIC),
@@ -75,19 +94,7 @@ def page_layout(
                 ],
                 className="control",
             ),
-            html.Div(
-                [
-                    html.Label(text("lang_label", lang), id=ids.LANG_LABEL, htmlFor=ids.LANG),
-                    dcc.RadioItems(
-                        id=ids.LANG,
-                        options=lang_options(),
-                        value=lang,
-                        inline=True,
-                        className="segmented",
-                    ),
-                ],
-                className="control",
-            ),
+            lang_control(lang),
             html.Div(
                 [
                     html.Span(id=ids.UPDATED_AT, className="updated-at"),
@@ -97,21 +104,10 @@ def page_layout(
                         title=text("dead_letters_hint", lang),
                         hidden=not show_dead_letters,
                     ),
-                    *(
-                        [
-                            html.A(
-                                text("nav_pipeline", lang),
-                                id=ids.NAV_PIPELINE,
-                                href=pipeline_url,
-                                className="nav-link",
-                            )
-                        ]
-                        if pipeline_url
-                        else []
-                    ),
                 ],
                 className="status",
             ),
+            html.Div(user, id=ids.USER_BOX),
         ],
         className="header",
     )

@@ -23,6 +23,7 @@ from typing import Any
 import dash
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from sqlalchemy import Engine
 
 from core.db import make_engine
 from core.settings import Settings, load_settings
@@ -32,6 +33,7 @@ from dashboard.app import create_app, make_server, stop_server
 from ingest.deadletter import SqlDeadLetterStore
 from layers.geography import Geography
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.signin import PASSWORD, TEST_SECRET_ENV, add_user
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_START_S = 10.0
@@ -49,7 +51,8 @@ CAM_LE = "20260"
 def e2e_settings() -> Settings:
     """config.yaml as shipped, with a short refresh interval."""
     return load_settings(
-        REPO / "config.yaml", environ={"CITYOPS_DASHBOARD__REFRESH_S": str(REFRESH_S)}
+        REPO / "config.yaml",
+        environ={"CITYOPS_DASHBOARD__REFRESH_S": str(REFRESH_S), **TEST_SECRET_ENV},
     )
 
 
@@ -117,11 +120,35 @@ def scenario_and_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         )
     # No device layer here (its markers would sit on the communes the tests hover);
     # tests/e2e/test_drilldown.py draws devices.
-    app = create_app(settings, store, geography, dead_letters=dead_letters, devices=list)
+    add_e2e_users(engine)
+    app = create_app(
+        settings, store, geography, dead_letters=dead_letters, devices=list, state_engine=engine
+    )
     with serving(app) as url:
         yield scenario, url
     store.close()
     engine.dispose()
+
+
+# The users of the e2e servers: an admin, and a ward's officer who may see Hải Vân only.
+OFFICER = "hai-van"
+
+
+def add_e2e_users(engine: Engine) -> None:
+    add_user(engine, "admin")
+    add_user(engine, OFFICER, "operator", [HAI_VAN])
+
+
+def goto_signed_in(page: Page, url: str, username: str = "admin") -> None:
+    """Open ``url``; on the sign-in page, sign in as ``username`` (the real form) and
+    land on ``url``."""
+    page.goto(url)
+    if "/login" not in page.url:
+        return
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda current: "/login" not in current)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     REFRESH_S,
     PageLog,
     Scenario,
+    goto_signed_in,
     open_page,
 )
 
@@ -105,7 +106,7 @@ def assert_local_only(log: PageLog) -> None:
 def test_map_draws_every_commune_in_its_band_colour(
     page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
 ) -> None:
-    page.goto(dashboard_url + "/")
+    goto_signed_in(page, dashboard_url + "/")
     paths = wait_for_map(page)
     pm25: MetricSettings = scenario.settings.metrics["pm25"]
     scale = band_scale(pm25)
@@ -154,7 +155,7 @@ def test_map_draws_every_commune_in_its_band_colour(
 def test_clicking_a_commune_opens_its_panel(
     page: Page, page_log: PageLog, dashboard_url: str
 ) -> None:
-    page.goto(dashboard_url + "/")
+    goto_signed_in(page, dashboard_url + "/")
     wait_for_map(page)
     # Nothing picked yet: the panel of the city the map shows, rolled up from its devices.
     expect(page.locator(".panel-title")).to_have_text("Thành phố Đà Nẵng")
@@ -171,7 +172,7 @@ def test_clicking_a_commune_opens_its_panel(
     click_commune(page, HAI_VAN)
 
     # The commune's own URL (a link to it opens the same screen), and the way back up.
-    expect(page).to_have_url(re.compile(rf"/area/commune/{HAI_VAN}\?metric=pm25&lang=vi$"))
+    expect(page).to_have_url(re.compile(rf"/\?unit={HAI_VAN}&metric=pm25&lang=vi$"))
     expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
     expect(page.locator("#breadcrumb li")).to_have_text(["Thành phố Đà Nẵng", "Phường Hải Vân"])
     pm25_row = page.locator('.metric-row[data-metric="pm25"]')
@@ -195,7 +196,7 @@ def test_clicking_a_commune_opens_its_panel(
 def test_url_preselects_unit_and_metric(
     page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
 ) -> None:
-    page.goto(f"{dashboard_url}/?unit={CAM_LE}&metric=flood_alarm")
+    goto_signed_in(page, f"{dashboard_url}/?unit={CAM_LE}&metric=flood_alarm")
     paths = wait_for_map(page)
 
     expect(page.locator(".panel-title")).to_have_text("Phường Cẩm Lệ, Thành phố Đà Nẵng")
@@ -212,8 +213,8 @@ def test_url_preselects_unit_and_metric(
     assert page_log.console_errors == []
 
 
-def test_area_route_and_english(page: Page, page_log: PageLog, dashboard_url: str) -> None:
-    page.goto(f"{dashboard_url}/area/commune/{HAI_VAN}?lang=en")
+def test_unit_link_and_english(page: Page, page_log: PageLog, dashboard_url: str) -> None:
+    goto_signed_in(page, f"{dashboard_url}/?unit={HAI_VAN}&lang=en")
     wait_for_map(page)
     expect(page.locator(".panel-title")).to_have_text("Hai Van Ward, Da Nang City")
     expect(page.locator("#site-title")).to_have_text("Da Nang Intelligent Operations Centre")
@@ -229,7 +230,7 @@ def test_area_route_and_english(page: Page, page_log: PageLog, dashboard_url: st
 def test_units_without_data_say_so_on_hover(
     page: Page, dashboard_url: str, scenario: Scenario
 ) -> None:
-    page.goto(dashboard_url + "/")
+    goto_signed_in(page, dashboard_url + "/")
     wait_for_map(page)
     for code, expected in (
         (scenario.no_data[0], "Không có dữ liệu"),
@@ -242,7 +243,7 @@ def test_units_without_data_say_so_on_hover(
 
 
 def test_unknown_unit_is_said_in_words(page: Page, page_log: PageLog, dashboard_url: str) -> None:
-    page.goto(f"{dashboard_url}/?unit=99999")
+    goto_signed_in(page, f"{dashboard_url}/?unit=99999")
     wait_for_map(page)
     expect(page.locator(".panel-warning")).to_have_text("Không có đơn vị hành chính mã 99999")
     assert page_log.console_errors == []
@@ -251,7 +252,7 @@ def test_unknown_unit_is_said_in_words(page: Page, page_log: PageLog, dashboard_
 def test_new_reading_recolours_the_map_without_reload(
     page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
 ) -> None:
-    page.goto(dashboard_url + "/")
+    goto_signed_in(page, dashboard_url + "/")
     paths = wait_for_map(page)
     live = scenario.live
     before = {path["code"]: path["fill"] for path in paths}[live]
@@ -312,7 +313,7 @@ def test_wall_screenshots(
 ) -> None:
     page = open_page(browser, page_log, width, height)
     try:
-        page.goto(f"{dashboard_url}/?unit={HAI_VAN}")
+        goto_signed_in(page, f"{dashboard_url}/?unit={HAI_VAN}")
         wait_for_map(page)
         expect(page.locator("#unit-trend .scatterlayer path.js-line")).to_have_count(1)
         # The shipped font is loaded (Vietnamese glyphs do not depend on the machine's fonts).

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from core.db import make_engine
 from core.settings import load_settings
 from core.store import SqliteStore
 from core.types import Point
@@ -20,8 +21,9 @@ from dashboard.app import create_app
 from dashboard.views.devices import STATE_COLOURS
 from layers.geography import Geography
 from layers.registry import Device, place_device
-from tests.e2e.conftest import REFRESH_S, PageLog, serving
+from tests.e2e.conftest import REFRESH_S, PageLog, add_e2e_users, goto_signed_in, serving
 from tests.e2e.test_dashboard import SCREENSHOTS, assert_local_only, click_commune, rgb
+from tests.fixtures.signin import TEST_SECRET_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +47,7 @@ PATHS = "#map path.choroplethlocation"
 
 @pytest.fixture(scope="module")
 def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SqliteStore]]:
-    settings = load_settings(REPO / "config.yaml", environ=NATIONAL)
+    settings = load_settings(REPO / "config.yaml", environ=NATIONAL | TEST_SECRET_ENV)
     geography = Geography.from_settings(settings)
     store = SqliteStore(tmp_path_factory.mktemp("national") / "timeseries.sqlite")
     registry: list[Device] = []
@@ -58,10 +60,13 @@ def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sq
             tags = {"device": device_id, **device.tags}
             points.append(Point("air", tags, {"pm25": pm25}, at))
     store.write(points)
-    app = create_app(settings, store, geography, devices=lambda: registry)
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.sqlite'}")
+    add_e2e_users(engine)
+    app = create_app(settings, store, geography, devices=lambda: registry, state_engine=engine)
     with serving(app) as url:
         yield url, store
     store.close()
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,7 @@ def test_country_to_commune_and_back_by_the_breadcrumb(
     page: Page, page_log: PageLog, national_url: str
 ) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
-    page.goto(national_url + "/")
+    goto_signed_in(page, national_url + "/")
     wait_for_units(page, 34, "48")
     expect(page.locator("#breadcrumb li")).to_have_text(["Việt Nam"])
     page.screenshot(path=str(SCREENSHOTS / "drilldown-1-country.png"))
@@ -123,7 +128,7 @@ def test_country_to_commune_and_back_by_the_breadcrumb(
     page.screenshot(path=str(SCREENSHOTS / "drilldown-2-province.png"))
 
     click_commune(page, HAI_VAN)
-    expect(page).to_have_url(re.compile(rf"/area/commune/{HAI_VAN}\?metric=pm25&lang=vi$"))
+    expect(page).to_have_url(re.compile(rf"/\?unit={HAI_VAN}&metric=pm25&lang=vi$"))
     expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
     expect(page.locator("#breadcrumb li")).to_have_text(
         ["Việt Nam", "Thành phố Đà Nẵng", "Phường Hải Vân"]
@@ -148,7 +153,7 @@ def test_country_to_commune_and_back_by_the_breadcrumb(
 def test_a_link_opens_the_place_and_search_finds_units(
     page: Page, page_log: PageLog, national_url: str
 ) -> None:
-    page.goto(national_url + "/?place=01&lang=en")
+    goto_signed_in(page, national_url + "/?place=01&lang=en")
     wait_for_units(page, 126, "00004")  # Hà Nội's 126 communes
     expect(page.locator("#breadcrumb li")).to_have_text(["Viet Nam", "Hanoi"])
     expect(page.locator(".panel-title")).to_have_text("Hanoi City")
@@ -166,7 +171,7 @@ def test_a_link_opens_the_place_and_search_finds_units(
         search.fill("Hòa Khánh")
     expect(hits.first).to_have_text("Phường Hoà Khánh, Thành phố Đà Nẵng")
     hits.first.click()
-    expect(page).to_have_url(re.compile(r"/area/commune/20200$"))
+    expect(page).to_have_url(re.compile(r"/\?unit=20200$"))
     wait_for_units(page, 94, "20200")
     expect(page.locator(".panel-title")).to_have_text("Phường Hoà Khánh, Thành phố Đà Nẵng")
     expect(hits).to_have_count(0)  # the results close after the jump
@@ -177,7 +182,7 @@ def test_a_device_changing_state_is_recoloured_in_place(
     page: Page, page_log: PageLog, national: tuple[str, SqliteStore]
 ) -> None:
     url, store = national
-    page.goto(url + "/?place=48")
+    goto_signed_in(page, url + "/?place=48")
     wait_for_units(page, 94, HAI_VAN)
     markers = page.locator("#map .scattergeo path.point")
     expect(markers).to_have_count(3)

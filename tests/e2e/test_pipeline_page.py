@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from ingest.metrics import IngestMetrics, snapshot_point
-from tests.e2e.conftest import PageLog, Scenario
+from tests.e2e.conftest import PageLog, Scenario, goto_signed_in
 
 pytestmark = pytest.mark.e2e
 
@@ -55,12 +55,12 @@ def test_pipeline_page_shows_each_worker(
     SCREENSHOTS.mkdir(exist_ok=True)
 
     # From the map page, through its link.
-    page.goto(dashboard_url + "/")
-    link = page.locator("#nav-pipeline")
-    expect(link).to_have_text("Tình trạng thu nhận dữ liệu")
-    expect(link).to_have_attribute("href", "/pipeline/?lang=vi")  # set by a callback
+    goto_signed_in(page, dashboard_url + "/")
+    link = page.locator('#nav-links a[href="/pipeline/"]')
+    expect(link).to_have_text("Thu nhận dữ liệu")
     link.click()
-    page.wait_for_url("**/pipeline/?lang=vi")
+    page.wait_for_url("**/pipeline/")
+    expect(page.locator("#site-title")).to_have_text("Tình trạng thu nhận dữ liệu")
 
     live = page.locator('tr[data-worker="ingest-hai-chau"]')
     expect(live).to_have_attribute("data-state", "ok")
@@ -82,7 +82,10 @@ def test_pipeline_page_shows_each_worker(
     page.locator("label", has_text="English").click()
     expect(live.locator('[data-col="received"]')).to_have_text("48,213")
     expect(silent.locator('[data-col="status"]')).to_have_text("Stale")
-    expect(page.locator("#pipeline-title")).to_have_text("Ingest pipeline health")
-    expect(page.locator("#nav-map")).to_have_attribute("href", "/?lang=en")
+    expect(page.locator("#site-title")).to_have_text("Ingest pipeline health")
+    expect(page.locator("#nav-links a[aria-current=page]")).to_have_text("Pipeline")
     page.screenshot(path=str(SCREENSHOTS / "pipeline-1920x1080-en.png"))
+    # The choice is remembered: the map page opens in English.
+    page.locator('#nav-links a[href="/"]').click()
+    expect(page.locator("#site-title")).to_have_text("Da Nang Intelligent Operations Centre")
     assert page_log.console_errors == []

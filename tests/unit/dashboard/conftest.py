@@ -8,13 +8,14 @@ import pytest
 
 from core.settings import Settings, load_settings
 from layers.geography import Geography
+from tests.fixtures.signin import TEST_SECRET_ENV
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return load_settings(REPO / "config.yaml", environ={})
+    return load_settings(REPO / "config.yaml", environ=TEST_SECRET_ENV)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,27 +17,42 @@ import dash
 import pytest
 from flask.testing import FlaskClient
 from plotly.offline import get_plotlyjs_version
+from sqlalchemy import Engine
 
+from core.db import make_engine
 from core.settings import Settings
 from core.store import SqliteStore
 from dashboard.app import create_app, make_server, stop_server
 from dashboard.plotlyjs import BUNDLE, bundle_version, with_topojson_url
 from layers.geography import Geography
+from tests.fixtures.signin import add_user, sign_in
 
 ASSETS = Path(__file__).resolve().parents[3] / "dashboard" / "assets"
 TOPOJSON_LAYERS = {"coastlines", "countries", "lakes", "land", "ocean", "rivers", "subunits"}
 
 
 @pytest.fixture
-def app(tmp_path: Path, settings: Settings, geography: Geography) -> Iterator[dash.Dash]:
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    made = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path, settings: Settings, geography: Geography, engine: Engine
+) -> Iterator[dash.Dash]:
     store = SqliteStore(tmp_path / "timeseries.sqlite")
-    yield create_app(settings, store, geography)
+    add_user(engine, "admin")
+    yield create_app(settings, store, geography, state_engine=engine)
     store.close()
 
 
 @pytest.fixture
 def client(app: dash.Dash) -> FlaskClient:
-    return app.server.test_client()
+    signed_in = app.server.test_client()
+    assert sign_in(signed_in, "admin").status_code == 303
+    return signed_in
 
 
 def test_page_loads_only_local_scripts_and_styles(client: FlaskClient) -> None:
@@ -115,16 +131,16 @@ def test_vendored_plotly_js_matches_the_plotly_package() -> None:
     assert "Plotly" in licence
 
 
-def _geo_url(app: dash.Dash) -> str:
+def _geo_url(client: FlaskClient) -> str:
     """The versioned URL the page uses (the e2e tests check that the browser asks for it)."""
-    version = app.server.test_client().get("/geo/commune.json").headers["ETag"].strip('"')
+    version = client.get("/geo/commune.json").headers["ETag"].strip('"')
     return f"/geo/commune.json?v={version}"
 
 
 def test_geometry_route_serves_the_map_level_gzipped_and_cached(
     app: dash.Dash, client: FlaskClient
 ) -> None:
-    url = _geo_url(app)
+    url = _geo_url(client)
     assert re.fullmatch(r"/geo/commune\.json\?v=[0-9a-f]{16}", url), url
     response = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200
@@ -154,7 +170,7 @@ def test_geometry_route_serves_the_map_level_gzipped_and_cached(
 
 
 def test_unversioned_geometry_is_revalidated(app: dash.Dash, client: FlaskClient) -> None:
-    version = _geo_url(app).rsplit("=", 1)[1]
+    version = _geo_url(client).rsplit("=", 1)[1]
     for url in ("/geo/commune.json", "/geo/commune.json?v=0123456789abcdef"):
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         assert response.status_code == 200
@@ -229,12 +245,12 @@ def test_font_and_licence_are_shipped(client: FlaskClient) -> None:
 
 
 def test_factory_builds_independent_apps(
-    tmp_path: Path, settings: Settings, geography: Geography
+    tmp_path: Path, settings: Settings, geography: Geography, engine: Engine
 ) -> None:
     store = SqliteStore(tmp_path / "other.sqlite")
     try:
-        first = create_app(settings, store, geography)
-        second = create_app(settings, store, geography)
+        first = create_app(settings, store, geography, state_engine=engine)
+        second = create_app(settings, store, geography, state_engine=engine)
         assert first.server is not second.server
         # 5 of the map page, 1 for its link to /pipeline/ (that page is an app of its own)
         assert len(first.callback_map) == len(second.callback_map) == 10
@@ -248,9 +264,14 @@ def test_waitress_server_on_a_free_port(app: dash.Dash) -> None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/geo/commune.json", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
             assert r.status == 200
-            assert len(json.loads(r.read())["features"]) == 94
+            assert 'name="csrf_token"' in r.read().decode()
+        # everything but the sign-in page needs a session
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/geo/commune.json", timeout=5)
+        assert refused.value.code == 401
+        refused.value.close()
     finally:
         server.close()
         thread.join(timeout=5)
@@ -265,9 +286,7 @@ def test_stop_server_returns_while_a_browser_keeps_a_connection_open(app: dash.D
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as browser:
-        browser.sendall(
-            b"GET /geo/commune.json HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
-        )
+        browser.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
         assert browser.recv(12).startswith(b"HTTP/1.1 200")
         stop_server(server)
         thread.join(timeout=5)

@@ -17,6 +17,7 @@ from core.errors import RetryableError
 from core.settings import Settings
 from core.store import SqliteStore
 from core.types import MetricRef, Point, SeriesPoint, UnitRef, UnitValue
+from dashboard.access import Access
 from dashboard.app import build_context
 from dashboard.callbacks import drawn_key, refresh_map, render_chrome, render_panel, text_px
 from dashboard.context import DashboardContext
@@ -30,6 +31,8 @@ from tests.unit.dashboard.test_panel_and_legend import texts
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 HAI_VAN = "20194"
+
+ADMIN = Access.admin()
 
 
 @pytest.fixture
@@ -86,7 +89,7 @@ def broken(ctx: DashboardContext, settings: Settings) -> DashboardContext:
 
 def test_location_sets_metric_unit_language_and_place(ctx: DashboardContext) -> None:
     # Đà Nẵng's deployment: home is the city (scope 48), a commune opens its parent's map.
-    assert apply_location(ctx, "/", "?unit=20194&metric=pm10&lang=en") == (
+    assert apply_location(ctx, ADMIN, "/", "?unit=20194&metric=pm10&lang=en") == (
         "pm10",
         "20194",
         "en",
@@ -94,7 +97,7 @@ def test_location_sets_metric_unit_language_and_place(ctx: DashboardContext) -> 
         "",
         no_update,
     )
-    assert apply_location(ctx, "/area/commune/20260", "") == (
+    assert apply_location(ctx, ADMIN, "/area/commune/20260", "") == (
         no_update,
         "20260",
         no_update,
@@ -103,7 +106,7 @@ def test_location_sets_metric_unit_language_and_place(ctx: DashboardContext) -> 
         no_update,
     )
     # Unknown metric → the default one; no unit → None (the place's own panel is shown).
-    assert apply_location(ctx, "/", "?metric=no2") == (
+    assert apply_location(ctx, ADMIN, "/", "?metric=no2") == (
         "pm25",
         None,
         no_update,
@@ -112,22 +115,24 @@ def test_location_sets_metric_unit_language_and_place(ctx: DashboardContext) -> 
         no_update,
     )
     # The country and Hà Nội are out of this deployment's reach: home instead.
-    assert apply_location(ctx, "/", "?place=")[3] == "48"
-    assert apply_location(ctx, "/", "?place=01")[3] == "48"
+    assert apply_location(ctx, ADMIN, "/", "?place=")[3] == "48"
+    assert apply_location(ctx, ADMIN, "/", "?place=01")[3] == "48"
 
 
 def test_click_on_a_lowest_unit_opens_its_own_url(ctx: DashboardContext) -> None:
     click = {"points": [{"location": "20197", "curveNumber": 0, "z": 12.0}]}
-    assert navigate(ctx, click, "pm10", "en") == "/area/commune/20197?metric=pm10&lang=en"
-    assert navigate(ctx, {"points": []}, "pm10", "vi") is no_update
-    assert navigate(ctx, {"points": [{"location": "00004"}]}, "pm10", "vi") is no_update  # Hà Nội
+    assert navigate(ctx, ADMIN, click, "pm10", "en") == "/?unit=20197&metric=pm10&lang=en"
+    assert navigate(ctx, ADMIN, {"points": []}, "pm10", "vi") is no_update
+    assert (
+        navigate(ctx, ADMIN, {"points": [{"location": "00004"}]}, "pm10", "vi") is no_update
+    )  # Hà Nội
     assert clicked_code(None) is None
     assert clicked_code({"points": [{"location": 5}]}) is None
 
 
 def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
     figure, drawn, updated, badge, status, note, update = refresh_map(
-        ctx, "pm25", "vi", None, None, 20
+        ctx, ADMIN, "pm25", "vi", None, None, 20
     )
     assert update is no_update  # a full figure
     assert note == ""  # live
@@ -145,7 +150,7 @@ def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
     assert hai_van == [["Phường Hải Vân", "20,0 µg/m³", "Tốt", "lúc 08:00 02/11"]]
 
     # The same view again: no figure, the new colours for the browser (assets/map.js).
-    again = refresh_map(ctx, "pm25", "vi", HAI_VAN, drawn, 20)
+    again = refresh_map(ctx, ADMIN, "pm25", "vi", HAI_VAN, drawn, 20)
     assert again[0] is no_update
     assert again[1] == drawn
     assert again[6]["key"] == drawn
@@ -155,18 +160,18 @@ def test_map_is_drawn_once_then_patched(ctx: DashboardContext) -> None:
     assert "devices" not in again[6]
 
     # Another metric, language or screen size needs a new colour scale or fonts: full figure.
-    assert isinstance(refresh_map(ctx, "pm10", "vi", None, drawn, 20)[0], go.Figure)
-    assert isinstance(refresh_map(ctx, "pm25", "en", None, drawn, 20)[0], go.Figure)
-    assert isinstance(refresh_map(ctx, "pm25", "vi", None, drawn, 38)[0], go.Figure)
+    assert isinstance(refresh_map(ctx, ADMIN, "pm10", "vi", None, drawn, 20)[0], go.Figure)
+    assert isinstance(refresh_map(ctx, ADMIN, "pm25", "en", None, drawn, 20)[0], go.Figure)
+    assert isinstance(refresh_map(ctx, ADMIN, "pm25", "vi", None, drawn, 38)[0], go.Figure)
 
 
 def test_dead_letter_badge(ctx: DashboardContext, caplog: pytest.LogCaptureFixture) -> None:
     with_letters = replace(ctx, dead_letters=CountedLetters(3))
-    assert refresh_map(with_letters, "pm25", "vi", None, None)[3] == "Tin lỗi: 3"
-    assert refresh_map(with_letters, "pm25", "en", None, None)[3] == "Rejected messages: 3"
+    assert refresh_map(with_letters, ADMIN, "pm25", "vi", None, None)[3] == "Tin lỗi: 3"
+    assert refresh_map(with_letters, ADMIN, "pm25", "en", None, None)[3] == "Rejected messages: 3"
     # The count failing does not stop the map.
     failing = replace(ctx, dead_letters=CountedLetters(RetryableError("database is locked")))
-    figure, _, _, badge, *_ = refresh_map(failing, "pm25", "vi", None, None)
+    figure, _, _, badge, *_ = refresh_map(failing, ADMIN, "pm25", "vi", None, None)
     assert badge is no_update
     assert isinstance(figure, go.Figure)
     assert "database is locked" in caplog.text
@@ -177,7 +182,7 @@ def test_store_down_keeps_the_map_and_says_so(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="cityops.dashboard")
     figure, drawn, updated, _, status, _, _ = refresh_map(
-        broken(ctx, settings), "pm25", "vi", None, "x"
+        broken(ctx, settings), ADMIN, "pm25", "vi", None, "x"
     )
     assert (figure, drawn, updated) == (no_update, no_update, no_update)
     assert status == "Không tải được dữ liệu, sẽ thử lại sau 10 giây"
@@ -194,39 +199,39 @@ def test_a_bug_is_logged_with_traceback_and_the_screen_stays(
     home = ctx.views.home()
     strange = replace(home, units=[*home.units, "not a MapUnit"])  # type: ignore[list-item]
     monkeypatch.setattr(ctx.views, "of_place", lambda place: strange)
-    figure, _, _, _, status, *_ = refresh_map(ctx, "pm25", "vi", None, None)
+    figure, _, _, _, status, *_ = refresh_map(ctx, ADMIN, "pm25", "vi", None, None)
     assert figure is no_update
     assert status.startswith("Không tải được dữ liệu")
     assert any(r.exc_info for r in caplog.records if r.name == "cityops.dashboard")
 
 
 def test_panel_of_a_unit(ctx: DashboardContext) -> None:
-    panel = render_panel(ctx, HAI_VAN, "pm25", "vi", 20)
+    panel = render_panel(ctx, ADMIN, HAI_VAN, "pm25", "vi", 20)
     shown = texts(panel)
     assert shown[0] == "Phường Hải Vân, Thành phố Đà Nẵng"
     assert "20,0 µg/m³" in shown
     assert "Mực nước" in shown
     assert "Không có dữ liệu" in shown  # no water gauge in Hải Vân
     assert "Bụi mịn PM2.5 (µg/m³), 24 giờ qua" in shown
-    assert texts(render_panel(ctx, HAI_VAN, "pm25", "en"))[0] == "Hai Van Ward, Da Nang City"
+    assert texts(render_panel(ctx, ADMIN, HAI_VAN, "pm25", "en"))[0] == "Hai Van Ward, Da Nang City"
 
 
 def test_panel_hint_unknown_unit_and_outage(ctx: DashboardContext, settings: Settings) -> None:
-    assert texts(render_panel(ctx, None, "pm25", "vi")) == [
+    assert texts(render_panel(ctx, ADMIN, None, "pm25", "vi")) == [
         "Bấm vào một đơn vị trên bản đồ để xem chi tiết"
     ]
     # No unit selected: the panel of the place on the map, rolled up from its devices.
-    assert texts(render_panel(ctx, None, "pm25", "vi", 20, "48"))[0] == "Thành phố Đà Nẵng"
-    assert texts(render_panel(ctx, "99999", "pm25", "vi")) == [
+    assert texts(render_panel(ctx, ADMIN, None, "pm25", "vi", 20, "48"))[0] == "Thành phố Đà Nẵng"
+    assert texts(render_panel(ctx, ADMIN, "99999", "pm25", "vi")) == [
         "Không có đơn vị hành chính mã 99999"
     ]
-    assert texts(render_panel(broken(ctx, settings), HAI_VAN, "pm25", "en")) == [
+    assert texts(render_panel(broken(ctx, settings), ADMIN, HAI_VAN, "pm25", "en")) == [
         "Could not load data, retrying in 10 s"
     ]
 
 
 def test_panel_without_trend_data_says_so(ctx: DashboardContext) -> None:
-    shown = texts(render_panel(ctx, HAI_VAN, "water_level", "vi"))
+    shown = texts(render_panel(ctx, ADMIN, HAI_VAN, "water_level", "vi"))
     assert "Không có dữ liệu trong 24 giờ qua" in shown
 
 

@@ -18,6 +18,7 @@ from dash import no_update
 from core.settings import Settings, load_settings, parse_settings
 from core.store import SqliteStore
 from core.types import Point, UnitRef
+from dashboard.access import Access
 from dashboard.app import build_context
 from dashboard.callbacks import refresh_map
 from dashboard.context import DashboardContext
@@ -40,6 +41,8 @@ NATIONAL = {
     "CITYOPS_LAYERS__MAP_LEVEL": "province",
     "CITYOPS_LAYERS__BOUNDARIES__COMMUNE": "layers/data/vn_communes_2025.geojson",
 }
+
+ADMIN = Access.admin()
 
 
 def values_of(figure: Any) -> dict[str, float]:
@@ -93,27 +96,27 @@ def national(
 
 def test_country_province_commune_and_back(national: DashboardContext) -> None:
     # Home: the country's 34 provinces; Đà Nẵng's value is the mean of its 3 devices.
-    metric, unit, _, place, *_ = apply_location(national, "/", "")
+    metric, unit, _, place, *_ = apply_location(national, ADMIN, "/", "")
     assert (unit, place) == (None, "")
-    figure, drawn, *_ = refresh_map(national, metric, "vi", unit, None, 20, place)
+    figure, drawn, *_ = refresh_map(national, ADMIN, metric, "vi", unit, None, 20, place)
     assert isinstance(figure, go.Figure)
     drawn_values = hover_values(figure)
     assert len(drawn_values) == 34
     assert drawn_values["48"] == "50,0 µg/m³"  # (10 + 30 + 110) / 3
     assert drawn_values["01"] == "60,0 µg/m³"
     assert drawn_values["79"] == "Không có dữ liệu"
-    assert [item.children.children for item in render_breadcrumb(national, place, None, "vi")] == [
-        "Việt Nam"
-    ]
+    assert [
+        item.children.children for item in render_breadcrumb(national, ADMIN, place, None, "vi")
+    ] == ["Việt Nam"]
 
     # Click Đà Nẵng: its URL, then its map of 94 communes (the same geometry as the
     # province's own file would give), values per commune.
     click = {"points": [{"location": "48"}]}
-    href = navigate(national, click, "pm25", "vi")
+    href = navigate(national, ADMIN, click, "pm25", "vi")
     assert href == "/?place=48&metric=pm25&lang=vi"
-    metric, unit, _, place, *_ = apply_location(national, "/", href[1:])
+    metric, unit, _, place, *_ = apply_location(national, ADMIN, "/", href[1:])
     assert place == "48"
-    figure, drawn_province, *_ = refresh_map(national, metric, "vi", unit, drawn, 20, place)
+    figure, drawn_province, *_ = refresh_map(national, ADMIN, metric, "vi", unit, drawn, 20, place)
     assert isinstance(figure, go.Figure)  # new geometry: a full figure, never an update
     communes = hover_values(figure)
     assert len(communes) == 94
@@ -122,17 +125,17 @@ def test_country_province_commune_and_back(national: DashboardContext) -> None:
     assert "00004" not in communes
     assert "/geo/commune/48.json?v=" in figure.data[0].geojson
     # The next refresh of the same view is an update the browser applies.
-    again = refresh_map(national, metric, "vi", unit, drawn_province, 20, place)
+    again = refresh_map(national, ADMIN, metric, "vi", unit, drawn_province, 20, place)
     assert again[0] is no_update
     assert again[6]["key"] == drawn_province
 
     # Click Hải Vân: the lowest level opens the unit's own URL, on its province's map.
-    href = navigate(national, {"points": [{"location": "20194"}]}, "pm25", "vi")
-    assert href == "/area/commune/20194?metric=pm25&lang=vi"
+    href = navigate(national, ADMIN, {"points": [{"location": "20194"}]}, "pm25", "vi")
+    assert href == "/?unit=20194&metric=pm25&lang=vi"
     path, query = href.split("?")
-    metric, unit, _, place, *_ = apply_location(national, path, "?" + query)
+    metric, unit, _, place, *_ = apply_location(national, ADMIN, path, "?" + query)
     assert (unit, place) == ("20194", "48")
-    crumbs = render_breadcrumb(national, place, unit, "vi")
+    crumbs = render_breadcrumb(national, ADMIN, place, unit, "vi")
     assert [texts(item)[0] for item in crumbs] == [
         "Việt Nam",
         "Thành phố Đà Nẵng",
@@ -141,28 +144,29 @@ def test_country_province_commune_and_back(national: DashboardContext) -> None:
     # Back up by the first crumb: the country.
     country_href = crumbs[0].children.href
     assert country_href == "/?place="
-    assert apply_location(national, "/", country_href[1:])[3] == ""
+    assert apply_location(national, ADMIN, "/", country_href[1:])[3] == ""
 
 
 def test_a_link_opens_the_place_directly_and_a_bad_one_opens_home(
     national: DashboardContext,
 ) -> None:
-    assert apply_location(national, "/", "?place=01&lang=en")[2:4] == ("en", "01")
-    assert apply_location(national, "/", "?place=99")[3] == ""  # no such province: home
-    assert apply_location(national, "/area/commune/00004", "")[3] == "01"
+    assert apply_location(national, ADMIN, "/", "?place=01&lang=en")[2:4] == ("en", "01")
+    assert apply_location(national, ADMIN, "/", "?place=99")[3] == ""  # no such province: home
+    assert apply_location(national, ADMIN, "/area/commune/00004", "")[3] == "01"
 
 
 def test_search_is_accent_insensitive_and_finds_codes(national: DashboardContext) -> None:
     hits = [
-        (texts(item)[0], item.children.href) for item in find_units(national, "hoa khanh", "vi")
+        (texts(item)[0], item.children.href)
+        for item in find_units(national, ADMIN, "hoa khanh", "vi")
     ]
-    assert ("Phường Hoà Khánh, Thành phố Đà Nẵng", "/area/commune/20200") in hits
+    assert ("Phường Hoà Khánh, Thành phố Đà Nẵng", "/?unit=20200") in hits
     assert any("Tây Ninh" in label for label, _ in hits)
-    by_code = find_units(national, "48", "vi")
+    by_code = find_units(national, ADMIN, "48", "vi")
     assert texts(by_code[0]) == ["Thành phố Đà Nẵng"]
     assert by_code[0].children.href == "/?place=48"  # a province opens its map
-    assert texts(find_units(national, "zzzz", "en")) == ["No unit found"]
-    assert find_units(national, "  ", "vi") == []
+    assert texts(find_units(national, ADMIN, "zzzz", "en")) == ["No unit found"]
+    assert find_units(national, ADMIN, "  ", "vi") == []
 
 
 def test_a_scoped_city_does_not_find_or_open_other_provinces(
@@ -172,9 +176,9 @@ def test_a_scoped_city_does_not_find_or_open_other_provinces(
     ctx = build_context(
         settings, store, MapViews(geography, GeoCache(geography)), clock=FakeClock(NOW)
     )
-    labels = [texts(item)[0] for item in find_units(ctx, "hoa khanh", "vi")]
+    labels = [texts(item)[0] for item in find_units(ctx, ADMIN, "hoa khanh", "vi")]
     assert labels == ["Phường Hoà Khánh, Thành phố Đà Nẵng"]  # not Tây Ninh's
-    assert navigate(ctx, {"points": [{"location": "01"}]}, "pm25", "vi") is no_update
+    assert navigate(ctx, ADMIN, {"points": [{"location": "01"}]}, "pm25", "vi") is no_update
     store.close()
 
 
@@ -251,16 +255,16 @@ def test_three_levels_roll_up_by_the_metric_aggregation(
 ) -> None:
     ctx = three_levels
     # Home (no scope, map_level district): the districts.
-    figure = refresh_map(ctx, metric, "vi", None, None, 20, "")[0]
+    figure = refresh_map(ctx, ADMIN, metric, "vi", None, None, 20, "")[0]
     assert {k: v for k, v in raw_values(ctx, metric, figure).items() if v is not None} == (
         districts
     )
     # Province 48 → its districts; district 490 → its communes.
-    assert apply_location(ctx, "/", "?place=48")[3] == "48"
-    assert navigate(ctx, {"points": [{"location": "490"}]}, metric, "vi") == (
+    assert apply_location(ctx, ADMIN, "/", "?place=48")[3] == "48"
+    assert navigate(ctx, ADMIN, {"points": [{"location": "490"}]}, metric, "vi") == (
         f"/?place=490&metric={metric}&lang=vi"
     )
-    figure = refresh_map(ctx, metric, "vi", None, None, 20, "490")[0]
+    figure = refresh_map(ctx, ADMIN, metric, "vi", None, None, 20, "490")[0]
     shown = raw_values(ctx, metric, figure)
     assert set(shown) == {"20194", "20197"}
     assert {k: v for k, v in shown.items() if v is not None} == communes_of_490
@@ -268,7 +272,7 @@ def test_three_levels_roll_up_by_the_metric_aggregation(
     province = ctx.data.unit_latest(UnitRef("province", "48"))
     expected = {"pm25": 32.5, "dossiers": 23.0, "level": 3.4}[metric]
     assert province.loc[metric, "value"] == pytest.approx(expected)
-    crumbs = render_breadcrumb(ctx, "490", None, "vi")
+    crumbs = render_breadcrumb(ctx, ADMIN, "490", None, "vi")
     labels = [texts(item)[0] for item in crumbs]
     assert labels == ["Việt Nam", "Thành phố Đà Nẵng", "Quận Liên Chiểu"]
 
@@ -296,7 +300,7 @@ def test_devices_are_drawn_over_the_units_by_state_then_patched(
         )
     ]
     ctx = replace(national, data=replace_registry(national.data, registry))
-    figure, drawn, *_ = refresh_map(ctx, "pm25", "vi", None, None, 20, "48")
+    figure, drawn, *_ = refresh_map(ctx, ADMIN, "pm25", "vi", None, None, 20, "48")
     devices = [trace for trace in figure.data if trace.type == "scattergeo"]
     assert len(devices) == 1
     assert list(devices[0].ids) == ["aq-1", "aq-3", "aq-9"]
@@ -307,10 +311,10 @@ def test_devices_are_drawn_over_the_units_by_state_then_patched(
     ]
     assert drawn.endswith("|devices=3")
     # The country's view draws them too (3 devices), on the provinces.
-    country = refresh_map(ctx, "pm25", "vi", None, None, 20, "")[0]
+    country = refresh_map(ctx, ADMIN, "pm25", "vi", None, None, 20, "")[0]
     assert [t.type for t in country.data].count("scattergeo") == 1
     # A refresh sends the states, not the positions; the device trace is the last one.
-    update = refresh_map(ctx, "pm25", "vi", None, drawn, 20, "48")[6]
+    update = refresh_map(ctx, ADMIN, "pm25", "vi", None, drawn, 20, "48")[6]
     at = next(n for n, trace in enumerate(figure.data) if trace.type == "scattergeo")
     assert at == 2 == len(update["traces"])  # after the main map and Hoàng Sa's inset
     assert set(update["devices"]) == {"color", "symbol", "size", "hovertext"}
@@ -358,7 +362,7 @@ def test_a_day_before_the_reform_is_mapped_from_the_old_units_and_says_so(
         history=load_history(settings, geography.hierarchy),
     )
     figure, _, _, _, status, note, _ = refresh_map(
-        ctx, "pm25", "vi", None, None, 20, "48", "2025-03-15"
+        ctx, ADMIN, "pm25", "vi", None, None, 20, "48", "2025-03-15"
     )
     assert status == ""
     hai_van = next(
@@ -374,10 +378,10 @@ def test_a_day_before_the_reform_is_mapped_from_the_old_units_and_says_so(
         "Giá trị cuối ngày 15/03/2025 · 1 đơn vị quy đổi từ đơn vị hành chính trước 01/07/2025"
     )
     # The same day in English, and live: no note; and no devices drawn on a past day.
-    assert refresh_map(ctx, "pm25", "en", None, None, 20, "48", "2025-03-15")[5].startswith(
+    assert refresh_map(ctx, ADMIN, "pm25", "en", None, None, 20, "48", "2025-03-15")[5].startswith(
         "Values at the end of 15/03/2025 · 1 units mapped"
     )
-    live = refresh_map(ctx, "pm25", "vi", None, None, 20, "48", None)
+    live = refresh_map(ctx, ADMIN, "pm25", "vi", None, None, 20, "48", None)
     assert live[5] == ""
     assert HAI_VAN not in [
         code

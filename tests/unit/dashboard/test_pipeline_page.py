@@ -3,6 +3,7 @@ rendered as a table (stale, disconnected, no data), its callbacks and its routes
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,22 +13,28 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.db import make_engine
 from core.errors import RetryableError
 from core.settings import Settings
 from core.store import SqliteStore
 from core.types import Point
+from dashboard.access import Access
 from dashboard.app import create_app
+from dashboard.context import DashboardContext
 from dashboard.data import DashboardData, pipeline_frame
 from dashboard.i18n import format_bytes, format_duration, format_number
-from dashboard.pipeline import PipelineContext, lang_from_url, nav_to_pipeline, render_pipeline
+from dashboard.pipeline import render_pipeline
 from dashboard.views.pipeline import pipeline_table
 from ingest.metrics import IngestMetrics, snapshot_point
 from layers.geography import Geography
 from tests.conftest import FakeClock
+from tests.fixtures.signin import add_user, sign_in
 from tests.unit.dashboard.test_panel_and_legend import texts
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+ADMIN = Access.admin()
 
 
 def snapshot(worker: str, at: datetime, *, connected: int = 1, writes: bool = True) -> Point:
@@ -126,10 +133,12 @@ class _BrokenStore(SqliteStore):
         raise RetryableError("InfluxDB is down")
 
 
-def context(settings: Settings, store: SqliteStore) -> PipelineContext:
+def context(settings: Settings, store: SqliteStore) -> DashboardContext:
     clock = FakeClock(NOW)
     data = DashboardData(store, settings.metrics, clock=clock, level="commune")
-    return PipelineContext(settings=settings, data=data, clock=clock, tz=TZ, map_url="/")
+    return DashboardContext(
+        settings=settings, data=data, hierarchy=None, views=None, clock=clock, tz=TZ
+    )  # type: ignore[arg-type]  # the pipeline page needs neither the map nor the units
 
 
 def test_callbacks_render_in_the_chosen_language(
@@ -137,34 +146,39 @@ def test_callbacks_render_in_the_chosen_language(
 ) -> None:
     store.write([snapshot("ingest-a", NOW - timedelta(seconds=10))])
     ctx = context(settings, store)
-    title, back, href, lang_label, updated, table = render_pipeline(ctx, "en")
-    assert (title, back, href, lang_label) == (
-        "Ingest pipeline health", "Back to the map", "/?lang=en", "Language",
-    )  # fmt: skip
+    updated, table = render_pipeline(ctx, ADMIN, "en")
     assert updated.startswith("Updated at")
     assert "ingest-a" in texts(table)
-    assert lang_from_url(ctx, "?lang=en") == "en"
-    assert lang_from_url(ctx, "?lang=xx") == "vi"
-    assert nav_to_pipeline(ctx, "vi", "/pipeline/") == (
-        "Tình trạng thu nhận dữ liệu", "/pipeline/?lang=vi",
-    )  # fmt: skip
+    # Leaders and viewers: the deployment's pipeline is not theirs to watch.
+    leader = Access(None, ["20194"], role="leader", username="lanh-dao")
+    updated, refused = render_pipeline(ctx, leader, "vi")
+    assert updated == ""
+    assert "ingest-a" not in texts(refused)
+    assert texts(refused) == ["Trang này dành cho quản trị viên và cán bộ trực vận hành"]
 
     broken = _BrokenStore(tmp_path / "broken.sqlite")
     try:
         with caplog.at_level(logging.WARNING, "cityops.dashboard"):
-            *_, error = render_pipeline(context(settings, broken), "vi")
+            *_, error = render_pipeline(context(settings, broken), ADMIN, "vi")
     finally:
         broken.close()
     assert texts(error)[0].startswith("Không tải được dữ liệu")
     assert "InfluxDB is down" in caplog.text
 
 
-def test_routes(settings: Settings, geography: Geography, store: SqliteStore) -> None:
-    client = create_app(settings, store, geography).server.test_client()
+def test_routes(
+    settings: Settings, geography: Geography, store: SqliteStore, tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    add_user(engine, "admin")
+    client = create_app(settings, store, geography, state_engine=engine).server.test_client()
+    assert client.get("/pipeline/").status_code == 303  # to the sign-in page
+    assert sign_in(client, "admin").status_code == 303
     page = client.get("/pipeline/")
     assert page.status_code == 200
     assert "<title>Tình trạng thu nhận dữ liệu</title>" in page.get_data(as_text=True)
     assert client.get("/pipeline/_dash-layout").status_code == 200
     redirect = client.get("/pipeline")
     assert (redirect.status_code, redirect.headers["Location"]) == (308, "/pipeline/")
-    assert '"nav-pipeline"' in client.get("/_dash-layout").get_data(as_text=True)
+    assert '"href": "/pipeline/"' in json.dumps(client.get("/_dash-layout").get_json())
+    engine.dispose()
