@@ -29,6 +29,7 @@ from core.ports import Clock, DeadLetterStore, Store
 from core.settings import Settings
 from dashboard import callbacks
 from dashboard.auth import Auth, current_access, load_secret
+from dashboard.cache import QueryCache, make_query_cache
 from dashboard.context import DashboardContext
 from dashboard.data import DashboardData
 from dashboard.exports import mount_exports
@@ -78,6 +79,7 @@ def build_context(
     devices: Callable[[], list[Device]] | None = None,
     history: HistoryMap | None = None,
     state_engine: Engine | None = None,
+    cache: QueryCache | None = None,
 ) -> DashboardContext:
     """What the callbacks work with (tests build it to call them directly)."""
     geography = views.geography
@@ -95,6 +97,7 @@ def build_context(
         stale_after=timedelta(seconds=settings.dashboard.stale_after_s),
         hierarchy=geography.hierarchy,
         history=history,
+        cache=cache,
     )
     return DashboardContext(
         settings=settings,
@@ -161,6 +164,8 @@ def create_app(
         # A mapping that does not fit the hierarchy stops here, naming the setting.
         history=load_history(settings, geography.hierarchy),
         state_engine=state_engine,
+        # One cache per process, or every worker's through Redis (dashboard.cache_url).
+        cache=make_query_cache(settings.dashboard.cache_url, secret),
     )
     requests_prefix = app.config.requests_pathname_prefix or "/"
     Auth(

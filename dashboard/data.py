@@ -7,8 +7,6 @@ shared between callers and must not be modified.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -17,6 +15,7 @@ import pandas as pd
 from core.ports import Clock, Store
 from core.settings import AlertRule, MetricSettings
 from core.types import MetricRef, UnitRef, UnitValue
+from dashboard.cache import LocalCache, QueryCache
 from dashboard.devices import device_frame
 from dashboard.frames import TS_DTYPE, series_frame, unit_values_frame
 from dashboard.history import historical_unit_values
@@ -30,7 +29,6 @@ from layers.registry import Device
 DEFAULT_LOOKBACK = timedelta(hours=24)
 TREND_WINDOW = timedelta(hours=24)
 TREND_EVERY = timedelta(minutes=15)
-_CACHE_ENTRIES = 256
 
 
 # The ingest workers' self-metrics snapshots (ingest/metrics.py, docs/design/007): a worker
@@ -108,6 +106,7 @@ class DashboardData:
         stale_after: timedelta = timedelta(minutes=15),
         hierarchy: Hierarchy | None = None,
         history: HistoryMap | None = None,
+        cache: QueryCache | None = None,
     ) -> None:
         self.store = store
         self.metrics = dict(metrics)
@@ -121,8 +120,8 @@ class DashboardData:
         self.stale_after = stale_after
         self.hierarchy = hierarchy
         self.history = history
-        self._cache: dict[Hashable, tuple[float, pd.DataFrame]] = {}
-        self._lock = threading.Lock()
+        # Answers kept cache_s seconds: this process's (default) or every worker's (Redis).
+        self.cache: QueryCache = cache if cache is not None else LocalCache()
 
     def metric(self, metric_id: str) -> MetricSettings:
         try:
@@ -247,18 +246,4 @@ class DashboardData:
         )
 
     def _cached(self, key: Hashable, query: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        if self.cache_s <= 0:
-            return query()
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
-        frame = query()  # outside the lock: a slow store must not serialise other queries
-        with self._lock:
-            if len(self._cache) >= _CACHE_ENTRIES:
-                expired = [k for k, (until, _) in self._cache.items() if until <= now]
-                for stale_key in expired or list(self._cache)[: _CACHE_ENTRIES // 2]:
-                    del self._cache[stale_key]
-            self._cache[key] = (now + self.cache_s, frame)
-        return frame
+        return self.cache.get_or_compute(key, self.cache_s, query)

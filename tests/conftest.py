@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.smtp",
     "tests.fixtures.postgres",
+    "tests.fixtures.redis",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
