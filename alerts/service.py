@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 from alerts.evaluate import Result, evaluate
 from alerts.render import AlertContext, render
 from alerts.repository import AlertRepository
-from alerts.stages import Delivery, NotificationKey, RetryPolicy, build_pipeline
+from alerts.silencing import Silencing
+from alerts.stages import Delivery, NotificationKey, Pipeline, RetryPolicy, build_pipeline
 from alerts.state import AlertKey, Transition, transition
 from core.clock import SystemClock
 from core.errors import CityOpsError, PermanentError
@@ -46,15 +47,21 @@ class AlertService:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        silencing: Silencing | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._unit_name = unit_name
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._repository = AlertRepository(engine)
-        self._pipeline = build_pipeline(
+        pipeline = build_pipeline(
             self._repository, notifier, self._clock, policy=retry, sleep=sleep
         )
+        # With silences (alerts/silencing.py), a muted e-mail is held before dedup and send.
+        self._silencing = silencing
+        if silencing is not None:
+            pipeline = Pipeline((silencing.stage(), *pipeline.stages))
+        self._pipeline = pipeline
         self._schema_ready = False
 
     @property
@@ -67,6 +74,8 @@ class AlertService:
         transitions of this round; raises only when the state database is unusable."""
         if not self._schema_ready:
             self._repository.create_schema()
+            if self._silencing is not None:
+                self._silencing.prepare()
             self._schema_ready = True
         now = self._clock.now()
         transitions: list[Transition] = []
@@ -83,6 +92,8 @@ class AlertService:
     def deliver(self) -> list[Delivery]:
         """Send the outbox through the pipeline; returns the deliveries with outcomes."""
         try:
+            if self._silencing is not None:
+                self._silencing.release()  # silences that are over give back what they held
             return self._pipeline.exec(self._repository.pending())
         except CityOpsError as exc:
             # A row sent but not marked is sent again next round (same Message-ID).

@@ -365,15 +365,18 @@ def alerts(config: ConfigOption = Path("config.yaml"), verbose: bool = False) ->
     settings = settings_or_exit(config)
     from alerts.email import SmtpNotifier
     from alerts.service import AlertService
+    from alerts.silencing import Silencing
 
     geography = build_geography(settings)
     store = build_store(settings)
+    engine = build_engine(settings)
     service = AlertService(
         settings,
         store,
-        build_engine(settings),
+        engine,
         SmtpNotifier(settings.smtp),
         unit_name=geography.hierarchy.full_name,
+        silencing=Silencing(engine, geography.hierarchy),
     )
     try:
         service.run_forever(stop_on_signals())

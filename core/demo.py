@@ -201,6 +201,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     from alerts.email import SmtpNotifier
     from alerts.mailbox import MailboxServer
     from alerts.service import AlertService
+    from alerts.silencing import Silencing
     from core.cli import stop_on_signals
     from core.db import make_engine
     from core.store import make_store
@@ -269,6 +270,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
             engine,
             SmtpNotifier(settings.smtp),
             unit_name=geography.hierarchy.full_name,
+            silencing=Silencing(engine, geography.hierarchy),
         )
         running.thread("alerts", lambda: service.run_forever(stop))
         simulator = Simulator(settings, devices)

@@ -28,6 +28,7 @@ from core.db import make_engine
 from core.ports import Clock, DeadLetterStore, Store
 from core.settings import Settings
 from dashboard import callbacks
+from dashboard.alerts_page import mount_alerts_page
 from dashboard.auth import Auth, current_access, load_secret
 from dashboard.cache import QueryCache, make_query_cache
 from dashboard.context import DashboardContext
@@ -181,6 +182,7 @@ def create_app(
     # The geo bundle, not plotly's full one, with no internet endpoint (dashboard/plotlyjs.py).
     mount_plotly_js(app, topojson_url)
     mount_pipeline_page(app, ctx)
+    mount_alerts_page(app, ctx)
 
     def layout() -> Any:
         # A function: each page view gets fresh defaults; data arrives through callbacks.

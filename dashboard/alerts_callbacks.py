@@ -1,0 +1,280 @@
+"""The alerts console's registered callbacks: each reads the signed-in user's access and
+the inputs, calls a plain function of dashboard/alerts_page.py, and places the result.
+
+Row buttons are pattern-matched and re-created on every refresh (n_clicks back to None),
+so a callback acts only when the button that triggered it was really pressed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import ALL, Input, Output, State
+
+from dashboard import ids
+from dashboard.access import Access
+from dashboard.alerts_data import AlertSource, unit_choices
+from dashboard.alerts_page import (
+    acknowledge_alert,
+    cancel_silence,
+    describe_alert,
+    render_alerts,
+    silence,
+    unacknowledge_alert,
+)
+from dashboard.alerts_silences import silence_targets
+from dashboard.auth import current_access
+from dashboard.context import DashboardContext
+from dashboard.views import alerts_forms as f
+
+
+def _pressed() -> Any:
+    """The id of the button that was pressed, or None when the callback fired because
+    buttons were (re)drawn."""
+    triggered = dash.ctx.triggered
+    if not triggered or not triggered[0].get("value"):
+        return None
+    return dash.ctx.triggered_id
+
+
+def _bump(version: object) -> int:
+    return (version if isinstance(version, int) else 0) + 1
+
+
+def target_options(
+    ctx: DashboardContext, access: Access, kind: object, lang_value: object, current: object
+) -> tuple[list[dict[str, str]], Any]:
+    """The choices of the silence form's target for ``kind``; the chosen one kept if valid."""
+    lang = ctx.lang(lang_value)
+    targets = silence_targets(AlertSource.from_context(ctx), access, lang)
+    choices = [{"label": name, "value": value} for value, name in targets.get(str(kind), [])]
+    keep = current if any(choice["value"] == current for choice in choices) else None
+    return choices, keep
+
+
+def relabelled_options(ctx: DashboardContext, access: Access, lang_value: object) -> list[Any]:
+    lang = ctx.lang(lang_value)
+    source = AlertSource.from_context(ctx)
+    options = f.form_options(
+        lang, may_silence_rules=access.everything, units=unit_choices(source, access, lang)
+    )
+    rules = [{"label": source.title(rule, lang), "value": rule} for rule in source.rules]
+    return [
+        options["kind"],
+        options["duration"],
+        options["severity"],
+        options["state"],
+        options["unit"],
+        rules,
+    ]
+
+
+def register(app: dash.Dash, ctx: DashboardContext) -> None:
+    """Bind the page's callbacks on ``app`` (the page's own Dash app)."""
+
+    @app.callback(
+        Output({"type": f.TEXT, "key": ALL}, "children"),
+        Output(f.SILENCE_KIND, "options"),
+        Output(f.SILENCE_DURATION, "options"),
+        Output(f.HISTORY_SEVERITY, "options"),
+        Output(f.HISTORY_STATE, "options"),
+        Output(f.HISTORY_UNIT, "options"),
+        Output(f.HISTORY_RULE, "options"),
+        Output(f.MESSAGE, "children", allow_duplicate=True),  # the last outcome, in the old one
+        *[Output(component, "placeholder") for component, _ in f.PLACEHOLDERS],
+        Input(ids.LANG, "value"),
+        prevent_initial_call=True,
+    )
+    def _relabel(lang_value: object) -> Any:
+        keys = [output["id"]["key"] for output in dash.ctx.outputs_list[0]]
+        lang = ctx.lang(lang_value)
+        return [
+            f.texts_for(keys, lang),
+            *relabelled_options(ctx, current_access(), lang),
+            "",
+            *f.texts_for([key for _, key in f.PLACEHOLDERS], lang),
+        ]
+
+    @app.callback(
+        Output(f.UPDATED, "children"),
+        Output(f.ERRORS, "children"),
+        Output(f.ACTIVE, "children"),
+        Output(f.ACTIVE_CSV, "children"),
+        Output(f.DUTY, "children"),
+        Output(f.SILENCES, "children"),
+        Output(f.SILENCES_CSV, "children"),
+        Output(f.HISTORY, "children"),
+        Output(f.HISTORY_CSV, "children"),
+        Input(ids.REFRESH, "n_intervals"),
+        Input(ids.LANG, "value"),
+        Input(f.VERSION, "data"),
+        Input(f.HISTORY_UNIT, "value"),
+        Input(f.HISTORY_SEVERITY, "value"),
+        Input(f.HISTORY_RULE, "value"),
+        Input(f.HISTORY_STATE, "value"),
+        Input(f.HISTORY_FROM, "date"),
+        Input(f.HISTORY_TO, "date"),
+    )
+    def _render(
+        _tick: object,
+        lang_value: object,
+        _version: object,
+        unit: str | None,
+        severity: str | None,
+        rule: str | None,
+        state: str | None,
+        date_from: str | None,
+        date_to: str | None,
+    ) -> Any:
+        filters = {
+            "unit": unit,
+            "severity": severity,
+            "rule": rule,
+            "state": state,
+            "from": date_from,
+            "to": date_to,
+        }
+        return tuple(render_alerts(ctx, current_access(), lang_value, filters))
+
+    @app.callback(
+        Output(f.SILENCE_TARGET, "options"),
+        Output(f.SILENCE_TARGET, "value"),
+        Input(f.SILENCE_KIND, "value"),
+        Input(ids.LANG, "value"),
+        State(f.SILENCE_TARGET, "value"),
+    )
+    def _targets(kind: object, lang_value: object, current: object) -> Any:
+        return target_options(ctx, current_access(), kind, lang_value, current)
+
+    @app.callback(
+        Output(f.SILENCE_UNTIL_DAY, "disabled"),
+        Output(f.SILENCE_UNTIL_TIME, "disabled"),
+        Input(f.SILENCE_DURATION, "value"),
+    )
+    def _until(duration: object) -> Any:
+        return duration != "until", duration != "until"
+
+    @app.callback(
+        Output(f.ACK_KEY, "data"),
+        Output(f.ACK_FORM, "hidden"),
+        Output(f.ACK_TARGET, "children"),
+        Output(f.ACK_COMMENT, "value"),
+        Input({"type": f.ACK_BUTTON, "key": ALL}, "n_clicks"),
+        Input(f.ACK_CLOSE, "n_clicks"),
+        State(ids.LANG, "value"),
+        prevent_initial_call=True,
+    )
+    def _choose(_clicks: object, _close: object, lang_value: object) -> Any:
+        pressed = _pressed()
+        if pressed is None:
+            return dash.no_update
+        if pressed == f.ACK_CLOSE:
+            return None, True, "", ""
+        key = pressed["key"]
+        lang = ctx.lang(lang_value)
+        return key, False, describe_alert(ctx, current_access(), key, lang), ""
+
+    @app.callback(
+        Output(f.MESSAGE, "children", allow_duplicate=True),
+        Output(f.VERSION, "data", allow_duplicate=True),
+        Output(f.ACK_FORM, "hidden", allow_duplicate=True),
+        Input(f.ACK_SUBMIT, "n_clicks"),
+        State(f.ACK_KEY, "data"),
+        State(f.ACK_COMMENT, "value"),
+        State(ids.LANG, "value"),
+        State(f.VERSION, "data"),
+        prevent_initial_call=True,
+    )
+    def _acknowledge(
+        clicks: object, key: object, comment: object, lang_value: object, version: object
+    ) -> Any:
+        if not clicks:
+            return dash.no_update
+        done = acknowledge_alert(ctx, current_access(), key, comment, lang_value)
+        return done.message, _bump(version) if done.changed else dash.no_update, done.changed
+
+    @app.callback(
+        Output(f.MESSAGE, "children", allow_duplicate=True),
+        Output(f.VERSION, "data", allow_duplicate=True),
+        Input({"type": f.UNACK_BUTTON, "key": ALL}, "n_clicks"),
+        State(ids.LANG, "value"),
+        State(f.VERSION, "data"),
+        prevent_initial_call=True,
+    )
+    def _unacknowledge(_clicks: object, lang_value: object, version: object) -> Any:
+        pressed = _pressed()
+        if pressed is None:
+            return dash.no_update
+        done = unacknowledge_alert(ctx, current_access(), pressed["key"], lang_value)
+        return done.message, _bump(version) if done.changed else dash.no_update
+
+    @app.callback(
+        Output(f.SILENCE_KIND, "value"),
+        Output(f.SILENCE_TARGET, "value", allow_duplicate=True),
+        Input({"type": f.SILENCE_BUTTON, "unit": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def _silence_row(_clicks: object) -> Any:
+        pressed = _pressed()
+        if pressed is None:
+            return dash.no_update
+        return "unit", pressed["unit"]
+
+    @app.callback(
+        Output(f.MESSAGE, "children", allow_duplicate=True),
+        Output(f.VERSION, "data", allow_duplicate=True),
+        Output(f.SILENCE_REASON, "value"),
+        Input(f.SILENCE_SUBMIT, "n_clicks"),
+        State(f.SILENCE_KIND, "value"),
+        State(f.SILENCE_TARGET, "value"),
+        State(f.SILENCE_DURATION, "value"),
+        State(f.SILENCE_UNTIL_DAY, "date"),
+        State(f.SILENCE_UNTIL_TIME, "value"),
+        State(f.SILENCE_REASON, "value"),
+        State(ids.LANG, "value"),
+        State(f.VERSION, "data"),
+        prevent_initial_call=True,
+    )
+    def _silence(
+        clicks: object,
+        kind: object,
+        target: object,
+        duration: object,
+        until_day: object,
+        until_time: object,
+        reason: object,
+        lang_value: object,
+        version: object,
+    ) -> Any:
+        if not clicks:
+            return dash.no_update
+        done = silence(
+            ctx,
+            current_access(),
+            kind,
+            target,
+            duration,
+            reason,
+            until_day=until_day,
+            until_time=until_time,
+            lang_value=lang_value,
+        )
+        if not done.changed:
+            return done.message, dash.no_update, dash.no_update
+        return done.message, _bump(version), ""
+
+    @app.callback(
+        Output(f.MESSAGE, "children", allow_duplicate=True),
+        Output(f.VERSION, "data", allow_duplicate=True),
+        Input({"type": f.CANCEL_BUTTON, "id": ALL}, "n_clicks"),
+        State(ids.LANG, "value"),
+        State(f.VERSION, "data"),
+        prevent_initial_call=True,
+    )
+    def _cancel(_clicks: object, lang_value: object, version: object) -> Any:
+        pressed = _pressed()
+        if pressed is None:
+            return dash.no_update
+        done = cancel_silence(ctx, current_access(), pressed["id"], lang_value)
+        return done.message, _bump(version) if done.changed else dash.no_update

@@ -1,0 +1,384 @@
+"""The alerts console's tables: active alerts, store errors, who is told, silences and the
+history. Pure: DataFrames from dashboard/alerts_data.py in, components out. The forms and
+the page's component ids are in dashboard/views/alerts_forms.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from dash import html
+
+from core.settings import MetricSettings
+from dashboard.i18n import add_texts, format_duration, format_number, format_when, text
+from dashboard.routes import area_href
+from dashboard.views.alerts_forms import ACK_BUTTON, CANCEL_BUTTON, SILENCE_BUTTON, UNACK_BUTTON
+from dashboard.views.panel import message_panel
+
+add_texts(
+    {
+        "alerts_col_severity": ("Mức độ", "Severity"),
+        "alerts_col_alert": ("Cảnh báo", "Alert"),
+        "alerts_col_unit": ("Đơn vị", "Unit"),
+        "alerts_col_value": ("Giá trị", "Value"),
+        "alerts_col_state": ("Trạng thái", "State"),
+        "alerts_col_since": ("Từ lúc", "Since"),
+        "alerts_col_ack": ("Xác nhận", "Acknowledged"),
+        "alerts_col_duty": ("Trực ban", "On duty"),
+        "alerts_col_actions": ("Thao tác", "Actions"),
+        "alerts_col_fired": ("Bắt đầu", "Started"),
+        "alerts_col_resolved": ("Kết thúc", "Ended"),
+        "alerts_col_duration": ("Kéo dài", "Lasted"),
+        "alerts_col_email": ("Thư báo", "E-mail"),
+        "alerts_col_kind": ("Loại", "Kind"),
+        "alerts_col_target": ("Đối tượng", "Target"),
+        "alerts_col_reason": ("Lý do", "Reason"),
+        "alerts_col_author": ("Người tạo", "Created by"),
+        "alerts_col_until": ("Đến", "Until"),
+        "alerts_severity_critical": ("Nghiêm trọng", "Critical"),
+        "alerts_severity_warning": ("Cảnh báo", "Warning"),
+        "alerts_severity_info": ("Thông tin", "Info"),
+        "alerts_severity_none": ("–", "–"),
+        "alerts_state_pending": ("Đang theo dõi", "Pending"),
+        "alerts_state_firing": ("Đang cảnh báo", "Firing"),
+        "alerts_state_no_data": ("Mất dữ liệu", "No data"),
+        "alerts_state_error": ("Lỗi đánh giá", "Evaluation error"),
+        "alerts_status_open": ("Đang diễn ra", "Open"),
+        "alerts_status_resolved": ("Đã kết thúc", "Resolved"),
+        "alerts_status_ended": ("Đã dừng, không rõ giờ", "Ended, time unknown"),
+        "alerts_email_pending": ("chờ gửi", "waiting"),
+        "alerts_email_sent": ("đã gửi", "sent"),
+        "alerts_email_failed": ("gửi lỗi", "failed"),
+        "alerts_email_silenced": ("giữ lại: đang tạm tắt", "held: silenced"),
+        "alerts_email_suppressed": (
+            "không gửi: đã hết trong lúc tạm tắt",
+            "not sent: over while silenced",
+        ),
+        "alerts_email_none": ("–", "–"),
+        "alerts_kind_unit": ("Đơn vị", "Unit"),
+        "alerts_kind_device": ("Thiết bị", "Device"),
+        "alerts_kind_rule": ("Quy tắc", "Rule"),
+        "alerts_acked": ("{user}, {time}", "{user}, {time}"),
+        "alerts_not_acked": ("Chưa xác nhận", "Not yet"),
+        "alerts_silenced_until": ("Tạm tắt đến {time}", "Silenced until {time}"),
+        "alerts_ack_button": ("Xác nhận", "Acknowledge"),
+        "alerts_unack_button": ("Bỏ xác nhận", "Withdraw"),
+        "alerts_silence_button": ("Tạm tắt đơn vị", "Silence unit"),
+        "alerts_cancel_button": ("Hủy tạm tắt", "Cancel"),
+        "alerts_none_active": (
+            "Không có cảnh báo nào đang diễn ra trong các đơn vị của bạn",
+            "No alert is going on in your units",
+        ),
+        "alerts_none_history": (
+            "Không có cảnh báo nào khớp bộ lọc",
+            "No alert matches the filters",
+        ),
+        "alerts_none_silences": ("Không có lệnh tạm tắt nào", "Nothing is silenced"),
+        "alerts_history_limit": (
+            "Chỉ hiện {count} đợt mới nhất; thu hẹp bộ lọc hoặc tải CSV",
+            "Showing the newest {count} episodes only; narrow the filters",
+        ),
+        "alerts_store_error": (
+            "Không đánh giá được «{title}» cho {units} đơn vị: {error}",
+            "«{title}» could not be evaluated for {units} units: {error}",
+        ),
+        "alerts_duty_note": (
+            "Chưa có lịch trực (sẽ có ở issue #6): thư cảnh báo đang gửi tới các địa chỉ cấu "
+            "hình trong alerts.recipients.",
+            "Duty rosters are not there yet (issue #6): alert e-mails go to the addresses "
+            "configured in alerts.recipients.",
+        ),
+        "alerts_duty_none": (
+            "Chưa cấu hình người nhận thư cảnh báo",
+            "No recipient of alert e-mails is configured",
+        ),
+        "alerts_csv": ("Tải CSV", "Download CSV"),
+    }
+)
+
+
+def _data(**values: str) -> dict[str, Any]:
+    """``data-*`` attributes, for styling and for tests to find rows and cells."""
+    return {f"data-{key}": value for key, value in values.items()}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
+
+
+def _present(value: Any) -> bool:
+    return (
+        value is not None
+        and value is not pd.NaT
+        and not (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def _when(value: Any, tz: ZoneInfo) -> str:
+    return format_when(value.to_pydatetime(), tz) if _present(value) else ""
+
+
+def _since(value: Any, now: datetime, tz: ZoneInfo, lang: str) -> str:
+    """ "14:05 02/11 (12 phút trước)": local time and age."""
+    if not _present(value):
+        return text("not_available", lang)
+    moment = value.to_pydatetime()
+    age = format_duration(max(0.0, (now - moment).total_seconds()), lang)
+    return text("ago", lang, time=format_when(moment, tz), age=age)
+
+
+def severity_badge(severity: Any, lang: str) -> html.Span:
+    name = severity if severity in ("critical", "warning", "info") else "none"
+    return html.Span(
+        text(f"alerts_severity_{name}", lang),
+        className=f"alerts-severity alerts-severity-{name}",
+        **_data(severity=name),
+    )
+
+
+def value_text(value: Any, metric: MetricSettings | None, lang: str) -> str:
+    """The value with the metric's decimals and unit ("92,4 µg/m³"); "–" when unknown."""
+    if not _present(value):
+        return text("not_available", lang)
+    decimals = metric.decimals if metric is not None else 1
+    number = format_number(float(value), lang, decimals)
+    return f"{number} {metric.unit}" if metric is not None and metric.unit else number
+
+
+def unit_link(row: Mapping[str, Any], prefix: str, lang: str) -> Any:
+    """The unit's full name, linked to its page when the hierarchy knows it."""
+    level = row.get("level")
+    if not _present(level):
+        return row["unit_name"]
+    return html.A(
+        row["unit_name"], href=area_href(prefix, str(level), str(row["unit_code"]), lang=lang)
+    )
+
+
+def _table(headers: Sequence[str], rows: list[Any], lang: str, class_name: str) -> html.Table:
+    head = html.Thead(html.Tr([html.Th(text(key, lang), scope="col") for key in headers]))
+    return html.Table([head, html.Tbody(rows)], className=f"alerts-table {class_name}")
+
+
+def alert_key(row: Mapping[str, Any]) -> str:
+    """``rule|unit|episode``: what the row's buttons act on."""
+    return f"{row['rule_id']}|{row['unit_code']}|{int(row['episode'])}"
+
+
+def _ack_cell(row: Mapping[str, Any], tz: ZoneInfo, lang: str) -> list[Any]:
+    if not _present(row.get("acked_by")):
+        return [html.Span(text("alerts_not_acked", lang), className="alerts-not-acked")]
+    cell: list[Any] = [
+        html.Span(
+            text("alerts_acked", lang, user=row["acked_by"], time=_when(row["acked_at"], tz)),
+            className="alerts-acked",
+        )
+    ]
+    if row.get("ack_comment"):
+        cell.append(html.Div(row["ack_comment"], className="alerts-comment"))
+    return cell
+
+
+def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
+    buttons: list[Any] = []
+    if _present(row.get("episode")):
+        key = alert_key(row)
+        if _present(row.get("acked_by")):
+            buttons.append(
+                html.Button(
+                    text("alerts_unack_button", lang),
+                    id={"type": UNACK_BUTTON, "key": key},
+                    className="alerts-button alerts-secondary",
+                )
+            )
+        else:
+            buttons.append(
+                html.Button(
+                    text("alerts_ack_button", lang),
+                    id={"type": ACK_BUTTON, "key": key},
+                    className="alerts-button",
+                )
+            )
+    if _present(row.get("level")):
+        buttons.append(
+            html.Button(
+                text("alerts_silence_button", lang),
+                id={"type": SILENCE_BUTTON, "unit": str(row["unit_code"])},
+                className="alerts-button alerts-secondary",
+            )
+        )
+    return buttons
+
+
+def active_table(
+    frame: pd.DataFrame,
+    *,
+    lang: str,
+    now: datetime,
+    tz: ZoneInfo,
+    prefix: str,
+    metrics: Mapping[str, MetricSettings],
+    can_act: bool,
+) -> Any:
+    """One row per active alert, most severe first; buttons only for who may act."""
+    if frame.empty:
+        return message_panel(text("alerts_none_active", lang))
+    headers = [
+        "alerts_col_severity",
+        "alerts_col_alert",
+        "alerts_col_unit",
+        "alerts_col_value",
+        "alerts_col_state",
+        "alerts_col_since",
+        "alerts_col_duty",
+        "alerts_col_ack",
+    ] + (["alerts_col_actions"] if can_act else [])
+    rows = []
+    for row in _records(frame):
+        state = str(row["state"])
+        alert_cell: list[Any] = [html.Span(row["title"], className="alerts-title")]
+        if _present(row.get("silenced_until")):
+            until = _when(row["silenced_until"], tz)
+            alert_cell.append(
+                html.Div(
+                    text("alerts_silenced_until", lang, time=until),
+                    className="alerts-silenced",
+                    title=str(row.get("silence_reason") or ""),
+                )
+            )
+        cells: list[Any] = [
+            severity_badge(row["severity"], lang),
+            alert_cell,
+            unit_link(row, prefix, lang),
+            value_text(row["value"], metrics.get(str(row["metric"])), lang),
+            html.Span(text(f"alerts_state_{state}", lang), className=f"alerts-state-{state}"),
+            _since(row["since"], now, tz, lang),
+            html.Span(
+                row.get("on_duty") or text("not_available", lang), className="alerts-duty-cell"
+            ),
+            _ack_cell(row, tz, lang),
+        ]
+        if can_act:
+            cells.append(_actions(row, lang))
+        rows.append(
+            html.Tr(
+                [html.Td(cell) for cell in cells],
+                className=f"alerts-row alerts-row-{row['severity']}",
+                **_data(rule=str(row["rule_id"]), unit=str(row["unit_code"]), state=state),
+            )
+        )
+    return _table(headers, rows, lang, "alerts-active-table")
+
+
+def errors_note(frame: pd.DataFrame, lang: str) -> list[Any]:
+    """One warning line per rule whose units could not be evaluated."""
+    return [
+        message_panel(
+            text("alerts_store_error", lang, title=row.title, units=row.units, error=row.error),
+            kind="warning",
+        )
+        for row in frame.itertuples()
+    ]
+
+
+def duty_panel(recipients: Sequence[str], lang: str) -> html.Div:
+    """Who is told about alerts, with the note that rosters come later."""
+    if not recipients:
+        listing: Any = html.P(text("alerts_duty_none", lang), className="panel-note")
+    else:
+        listing = html.Ul([html.Li(address) for address in recipients], className="alerts-duty")
+    return html.Div(
+        [listing, html.P(text("alerts_duty_note", lang), className="alerts-note")],
+    )
+
+
+def silences_table(frame: pd.DataFrame, *, lang: str, now: datetime, tz: ZoneInfo) -> Any:
+    """The silences in force; a cancel button where the user may cancel."""
+    if frame.empty:
+        return message_panel(text("alerts_none_silences", lang))
+    headers = [
+        "alerts_col_kind",
+        "alerts_col_target",
+        "alerts_col_reason",
+        "alerts_col_author",
+        "alerts_col_until",
+        "alerts_col_actions",
+    ]
+    rows = []
+    for row in _records(frame):
+        cancel = (
+            html.Button(
+                text("alerts_cancel_button", lang),
+                id={"type": CANCEL_BUTTON, "id": int(row["id"])},
+                className="alerts-button alerts-secondary",
+            )
+            if row["can_cancel"]
+            else ""
+        )
+        until = row["ends_at"].to_pydatetime()
+        left = format_duration((until - now).total_seconds(), lang)
+        cells = [
+            text(f"alerts_kind_{row['kind']}", lang),
+            row["target_name"],
+            row["reason"],
+            row["author"],
+            f"{format_when(until, tz)} ({left})",
+            cancel,
+        ]
+        rows.append(html.Tr([html.Td(cell) for cell in cells], **_data(silence=str(row["id"]))))
+    return _table(headers, rows, lang, "alerts-silences-table")
+
+
+def history_table(frame: pd.DataFrame, *, lang: str, tz: ZoneInfo, prefix: str, limit: int) -> Any:
+    """Episodes, newest first, with a note when the limit cut the list."""
+    if frame.empty:
+        return message_panel(text("alerts_none_history", lang))
+    headers = [
+        "alerts_col_severity",
+        "alerts_col_alert",
+        "alerts_col_unit",
+        "alerts_col_state",
+        "alerts_col_fired",
+        "alerts_col_resolved",
+        "alerts_col_duration",
+        "alerts_col_ack",
+        "alerts_col_email",
+    ]
+    rows = []
+    for row in _records(frame):
+        duration = row.get("duration_s")
+        email = row.get("email_status")
+        if email not in ("pending", "sent", "failed", "silenced", "suppressed"):
+            email = "none"
+        cells = [
+            severity_badge(row["severity"], lang),
+            row["title"],
+            unit_link(row, prefix, lang),
+            text(f"alerts_status_{row['status']}", lang),
+            _when(row["fired_at"], tz),
+            _when(row["resolved_at"], tz),
+            format_duration(float(cast(float, duration)), lang) if _present(duration) else "",
+            row["acked_by"] if _present(row.get("acked_by")) else "",
+            text(f"alerts_email_{email}", lang),
+        ]
+        rows.append(
+            html.Tr(
+                [html.Td(cell) for cell in cells],
+                **_data(rule=str(row["rule_id"]), unit=str(row["unit_code"])),
+            )
+        )
+    parts: list[Any] = [_table(headers, rows, lang, "alerts-history-table")]
+    if len(frame) >= limit:
+        parts.insert(
+            0, html.P(text("alerts_history_limit", lang, count=limit), className="alerts-note")
+        )
+    return html.Div(parts)
+
+
+def csv_link(href: str, lang: str) -> html.A:
+    return html.A(text("alerts_csv", lang), href=href, className="alerts-csv", download="")
