@@ -247,6 +247,9 @@ class MetricSettings(_Section):
         True  # False for level indices (alarm I/II/III), where a range means nothing
     )
     source: str | None = None  # the legal or technical source of the bands
+    # Which end of the scale is good news: the unit page's "best" and the change colours
+    # (lower for pollution and water; higher for e.g. an on-time rate).
+    better: Literal["lower", "higher"] = "lower"
 
     @field_validator("aggregation", mode="before")
     @classmethod

@@ -33,12 +33,14 @@ from dashboard.auth import Auth, current_access, load_secret
 from dashboard.cache import QueryCache, make_query_cache
 from dashboard.context import DashboardContext
 from dashboard.data import DashboardData
+from dashboard.devices_page import mount_devices_page
 from dashboard.exports import mount_exports
 from dashboard.geo import GeoCache
 from dashboard.mapview import MapViews
 from dashboard.pages import nav_links, page_lang, user_box
 from dashboard.pipeline import mount_pipeline_page
 from dashboard.plotlyjs import mount_plotly_js
+from dashboard.unit_page import mount_unit_page
 from dashboard.users import UserStore
 from dashboard.views.page import page_layout
 from layers.geography import Geography
@@ -182,7 +184,9 @@ def create_app(
     # The geo bundle, not plotly's full one, with no internet endpoint (dashboard/plotlyjs.py).
     mount_plotly_js(app, topojson_url)
     mount_pipeline_page(app, ctx)
+    mount_unit_page(app, ctx)
     mount_alerts_page(app, ctx)
+    mount_devices_page(app, ctx)
 
     def layout() -> Any:
         # A function: each page view gets fresh defaults; data arrives through callbacks.

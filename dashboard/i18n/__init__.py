@@ -74,6 +74,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "nav_pipeline": ("Tình trạng thu nhận dữ liệu", "Ingest pipeline health"),
     "nav_map": ("Về bản đồ", "Back to the map"),
     "pipeline_title": ("Tình trạng thu nhận dữ liệu", "Ingest pipeline health"),
+    "download_csv": ("Tải CSV", "Download CSV"),
     "pipeline_no_data": (
         "Chưa có dữ liệu: chưa có tiến trình thu nhận nào gửi số liệu",
         "No data: no ingest worker has reported yet",

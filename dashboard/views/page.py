@@ -81,6 +81,8 @@ def page_layout(
         [
             html.H1(site_name.get(lang), id=ids.SITE_TITLE, className="site-title"),
             html.Nav(nav, id=ids.NAV_LINKS, className="nav-links"),
+            html.Div(user, id=ids.USER_BOX),
+            html.Div(className="header-break"),
             html.Div(
                 [
                     html.Label(text("metric_label", lang), id=ids.METRIC_LABEL, htmlFor=ids.METRIC),
@@ -107,7 +109,6 @@ def page_layout(
                 ],
                 className="status",
             ),
-            html.Div(user, id=ids.USER_BOX),
         ],
         className="header",
     )

@@ -12,17 +12,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from dash import no_update
 
 from core.db import make_engine
 from core.errors import RetryableError
 from core.settings import Settings
 from core.store import SqliteStore
-from core.types import Point
+from core.types import DeadLetter, Point
 from dashboard.access import Access
 from dashboard.app import create_app
 from dashboard.context import DashboardContext
 from dashboard.data import DashboardData, pipeline_frame
 from dashboard.i18n import format_bytes, format_duration, format_number
+from dashboard.pipeline import kinds as kinds_of
 from dashboard.pipeline import render_pipeline
 from dashboard.views.pipeline import pipeline_table
 from ingest.metrics import IngestMetrics, snapshot_point
@@ -133,36 +135,76 @@ class _BrokenStore(SqliteStore):
         raise RetryableError("InfluxDB is down")
 
 
-def context(settings: Settings, store: SqliteStore) -> DashboardContext:
+class _Letters:
+    """A dead-letter store holding a list (the real one is tested in integration)."""
+
+    def __init__(self, letters: list[DeadLetter]) -> None:
+        self.letters = letters
+
+    def put(self, letter: DeadLetter) -> None:
+        self.letters.insert(0, letter)
+
+    def count(self) -> int:
+        return len(self.letters)
+
+    def recent(self, limit: int = 50) -> list[DeadLetter]:
+        return self.letters[:limit]
+
+
+def context(
+    settings: Settings, store: SqliteStore, letters: _Letters | None = None
+) -> DashboardContext:
     clock = FakeClock(NOW)
     data = DashboardData(store, settings.metrics, clock=clock, level="commune")
     return DashboardContext(
-        settings=settings, data=data, hierarchy=None, views=None, clock=clock, tz=TZ
-    )  # type: ignore[arg-type]  # the pipeline page needs neither the map nor the units
+        settings=settings,
+        data=data,
+        hierarchy=None,  # type: ignore[arg-type]  # the pipeline page needs no units
+        views=None,  # type: ignore[arg-type]  # ... nor the map
+        clock=clock,
+        tz=TZ,
+        dead_letters=letters,
+    )
 
 
 def test_callbacks_render_in_the_chosen_language(
     settings: Settings, store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.write([snapshot("ingest-a", NOW - timedelta(seconds=10))])
-    ctx = context(settings, store)
-    updated, table = render_pipeline(ctx, ADMIN, "en")
+    air = {"device": "aq-1", "province": "48", "commune": "20194"}
+    store.write([Point("air", air, {"pm25": 30.0}, NOW - timedelta(minutes=3))])
+    store.write([Point("air", air | {"device": "aq-2"}, {"pm25": 31.0}, NOW - timedelta(days=2))])
+    letters = _Letters(
+        [DeadLetter(NOW - timedelta(minutes=1), "city/air/x", b"\xff{not json", "not_json")]
+    )
+    ctx = context(settings, store, letters)
+    updated, table, kinds, recent = render_pipeline(ctx, ADMIN, "en")
     assert updated.startswith("Updated at")
     assert "ingest-a" in texts(table)
+    # air: last write 3 min ago, one device within 24 h (aq-2 wrote 2 days ago); no water.
+    assert texts(kinds)[3:6] == ["Air quality sensor", "07:57 02/11 (3 min ago)", "1"]
+    assert "Nothing was written" not in " ".join(texts(kinds))
+    assert texts(recent)[4:] == ["07:59 02/11", "city/air/x", "not_json", "\\xff{not json"]
     # Leaders and viewers: the deployment's pipeline is not theirs to watch.
     leader = Access(None, ["20194"], role="leader", username="lanh-dao")
-    updated, refused = render_pipeline(ctx, leader, "vi")
+    updated, refused, no_kinds, no_letters = render_pipeline(ctx, leader, "vi")
     assert updated == ""
     assert "ingest-a" not in texts(refused)
     assert texts(refused) == ["Trang này dành cho quản trị viên và cán bộ trực vận hành"]
+    assert (no_kinds, no_letters) == (None, None)
+    with pytest.raises(PermissionError):
+        kinds_of(ctx, leader)  # the export of the same rows refuses too
 
     broken = _BrokenStore(tmp_path / "broken.sqlite")
     try:
         with caplog.at_level(logging.WARNING, "cityops.dashboard"):
-            *_, error = render_pipeline(context(settings, broken), ADMIN, "vi")
+            kept, error, kept_kinds, kept_letters = render_pipeline(
+                context(settings, broken), ADMIN, "vi"
+            )
     finally:
         broken.close()
     assert texts(error)[0].startswith("Không tải được dữ liệu")
+    assert kept is kept_kinds is kept_letters is no_update  # the last tables stay
     assert "InfluxDB is down" in caplog.text
 
 
