@@ -20,26 +20,25 @@ from dash import ClientsideFunction, Input, Output, State, html, no_update
 
 from core.errors import RetryableError
 from core.settings import MetricSettings
-from core.types import UnitRef
 from dashboard import ids
 from dashboard.access import Access
 from dashboard.auth import current_access
 from dashboard.context import DashboardContext
-from dashboard.data import TREND_WINDOW
 from dashboard.devices import FRAME_COLUMNS
 from dashboard.i18n import format_clock, text
 from dashboard.mapview import MapView
 from dashboard.navigation import apply_location, find_units, navigate, place_of, render_breadcrumb
+from dashboard.overview import range_options, render_overview_panel
 from dashboard.pages import relabel_shell, remember_lang
 from dashboard.routes import parse_day
 from dashboard.scoped import ScopedData
+from dashboard.unit_controls import refresh_due
 from dashboard.views.bands import band_scale
 from dashboard.views.devices import device_legend, device_patch_values, device_trace
 from dashboard.views.history import history_note, mark_mapped
 from dashboard.views.legend import device_legend_box, legend
 from dashboard.views.map import BASE_TEXT_PX, map_arrays, map_figure, map_update
 from dashboard.views.page import metric_options
-from dashboard.views.panel import message_panel, metric_rows, trend_figure, unit_panel
 
 log = logging.getLogger("cityops.dashboard")
 
@@ -244,52 +243,27 @@ def render_panel(
     lang_value: object,
     size_value: object = None,
     place_data: object = None,
+    range_value: object = "live",
+    first_day: object = None,
+    last_day: object = None,
 ) -> html.Div:
     """The panel of the selected unit, else of the place on the map (a province's values
-    rolled up from its devices), or a sentence saying why there is none."""
-    lang = ctx.lang(lang_value)
-    if not isinstance(unit_value, str) or not unit_value:
-        unit_value = place_of(place_data)
-    if unit_value is None:
-        return message_panel(text("pick_unit", lang))
-    unit = ctx.hierarchy.get(unit_value)
-    if unit is None or not access.can_see(unit.code):  # out of reach: as if there were none
-        return message_panel(text("unknown_unit", lang, code=unit_value), kind="warning")
-    metric_id = ctx.metric_id(metric_value)
-    data = ScopedData(ctx.data, access)
-    try:
-        now = ctx.clock.now()
-        ref = UnitRef(unit.level, unit.code)
-        latest = data.unit_latest(ref)
-        rows = metric_rows(
-            latest,
-            ctx.metrics,
-            lang=lang,
-            now=now,
-            stale_after=ctx.stale_after,
-            tz=ctx.tz,
-            selected_metric=metric_id,
-        )
-        metric = ctx.metrics[metric_id]
-        series = data.trend(metric_id, ref)
-        trend = (
-            None
-            if series.empty
-            else trend_figure(
-                series,
-                metric,
-                lang=lang,
-                now=now,
-                window=TREND_WINDOW,
-                tz=ctx.tz,
-                text_px=text_px(size_value),
-            )
-        )
-        return unit_panel(ctx.hierarchy.full_name(unit.code, lang), rows, metric, trend, lang=lang)
-    except Exception as exc:
-        _log_failure(f"panel of {unit_value}", exc)
-        seconds = round(ctx.settings.dashboard.refresh_s)
-        return message_panel(text("load_error", lang, seconds=seconds), kind="error")
+    rolled up from its devices): KPI cards over the range, the chosen metric's trend, the
+    active alerts of the unit and inside it (dashboard/overview.py); or a sentence saying
+    why there is none."""
+    return render_overview_panel(
+        ctx,
+        access,
+        unit_value,
+        metric_value,
+        lang_value,
+        size_value,
+        place_data,
+        range_value,
+        first_day,
+        last_day,
+        text_px=text_px(size_value),
+    )
 
 
 def register(app: dash.Dash, ctx: DashboardContext) -> None:
@@ -417,8 +391,37 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(ids.REFRESH, "n_intervals"),
         Input(ids.TEXT_PX, "data"),
         Input(ids.PLACE, "data"),
+        Input(ids.RANGE, "value"),
+        Input(ids.RANGE_DAYS, "start_date"),
+        Input(ids.RANGE_DAYS, "end_date"),
     )
     def _render_panel(
-        unit: object, metric: object, lang: object, _tick: object, size: object, place: object
+        unit: object,
+        metric: object,
+        lang: object,
+        tick: object,
+        size: object,
+        place: object,
+        period: object,
+        first: object,
+        last: object,
     ) -> Any:
-        return render_panel(ctx, current_access(), unit, metric, lang, size, place)
+        # A range is redrawn every few beats (its buckets change slowly), live every beat.
+        if dash.ctx.triggered_id == ids.REFRESH and not refresh_due(
+            str(period), tick, ctx.clock.now(), ctx.clock.now()
+        ):
+            return no_update
+        access = current_access()
+        return render_panel(ctx, access, unit, metric, lang, size, place, period, first, last)
+
+    @app.callback(
+        Output(ids.RANGE_DAYS, "style"),
+        Output(ids.RANGE_LABEL, "children"),
+        Output(ids.RANGE, "options"),
+        Input(ids.RANGE, "value"),
+        Input(ids.LANG, "value"),
+    )
+    def _range_controls(period: object, lang_value: object) -> Any:
+        lang = ctx.lang(lang_value)
+        shown = {} if period == "custom" else {"display": "none"}
+        return shown, text("ov_range_label", lang), range_options(lang)

@@ -30,6 +30,9 @@ DAY_LABEL = "map-day-label"
 HISTORY_NOTE = "history-note"
 SEARCH_RESULTS = "unit-search-results"
 
+RANGE = "overview-range"  # the panel's time range: live, 24h, 7d, 30d, custom
+RANGE_DAYS = "overview-days"  # the custom range's first and last local day
+RANGE_LABEL = "overview-range-label"
 SELECTED_UNIT = "selected-unit"  # dcc.Store: the code of the unit shown in the panel
 PANEL = "unit-panel"
 TREND = "unit-trend"

@@ -173,7 +173,29 @@ def page_layout(
         ],
         className="map-area",
     )
-    panel = html.Aside(message_panel(text("pick_unit", lang)), id=ids.PANEL, className="unit-panel")
+    controls = html.Div(
+        [
+            html.Span(text("ov_range_label", lang), id=ids.RANGE_LABEL),
+            dcc.RadioItems(
+                id=ids.RANGE,
+                options=[],  # filled in the page's language by a callback
+                value="live",
+                inline=True,
+                className="segmented",
+            ),
+            dcc.DatePickerRange(
+                id=ids.RANGE_DAYS,
+                first_day_of_week=1,  # weeks start on Monday
+                display_format="DD/MM/YYYY",
+                style={"display": "none"},
+            ),
+        ],
+        className="control panel-controls",
+    )
+    panel = html.Aside(
+        [controls, html.Div(message_panel(text("pick_unit", lang)), id=ids.PANEL)],
+        className="unit-panel",
+    )
     return html.Div(
         [
             # callback-nav: a callback that sets href (a click on the map) moves the page

@@ -185,7 +185,7 @@ def trend_figure(
         hoverlabel={"font": {"size": text_px, "family": "Noto Sans, sans-serif"}},
         xaxis={
             "range": [start, start + window],
-            "tickformat": "%H:%M",
+            "tickformat": "%H:%M" if window <= timedelta(days=1) else "%d/%m",
             "fixedrange": True,
             "showgrid": False,
         },
@@ -228,6 +228,46 @@ def unit_panel(
                 className="panel-heading",
             ),
             trend_part,
+        ],
+        className="panel-body",
+    )
+
+
+def overview_panel(
+    title: str,
+    unit_href: str,
+    unit_link: str,
+    cards: Any,
+    trend_title: str,
+    trend: go.Figure | None,
+    trend_none: str,
+    alerts: Any,
+) -> html.Div:
+    """The Overview's panel of a unit: title and the link to its page, KPI cards, the
+    trend of the chosen metric, the active alerts of the unit and the units inside it."""
+    trend_part: html.P | dcc.Graph
+    if trend is None:
+        trend_part = html.P(trend_none, className="panel-note trend-no-data")
+    else:
+        trend_part = dcc.Graph(
+            id=ids.TREND,
+            figure=trend,
+            config={"displayModeBar": False, "responsive": True},
+            className="trend-graph",
+        )
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2(title, className="panel-title"),
+                    html.A(unit_link, href=unit_href, className="nav-link unit-page-link"),
+                ],
+                className="panel-head",
+            ),
+            cards,
+            html.H3(trend_title, className="panel-heading"),
+            trend_part,
+            alerts,
         ],
         className="panel-body",
     )

@@ -175,14 +175,21 @@ def test_clicking_a_commune_opens_its_panel(
     expect(page).to_have_url(re.compile(rf"/\?unit={HAI_VAN}&metric=pm25&lang=vi$"))
     expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
     expect(page.locator("#breadcrumb li")).to_have_text(["Thành phố Đà Nẵng", "Phường Hải Vân"])
-    pm25_row = page.locator('.metric-row[data-metric="pm25"]')
-    expect(pm25_row).to_contain_text("95,0 µg/m³")
-    expect(pm25_row).to_contain_text("Xấu")
-    water_row = page.locator('.metric-row[data-metric="water_level"]')
-    expect(water_row).to_contain_text("Không có dữ liệu")
+    pm25_card = page.locator('.kpi-card[data-metric="pm25"]')
+    expect(pm25_card.locator(".kpi-value")).to_have_text("95,0µg/m³")
+    expect(pm25_card).to_contain_text("Xấu")
+    water_card = page.locator('.kpi-card[data-metric="water_level"]')
+    expect(water_card).to_contain_text("Không có dữ liệu")
     # The trend of the last 24 hours, drawn over the band colours.
     expect(page.locator("#unit-trend .scatterlayer path.js-line")).to_have_count(1)
     assert page.locator("#unit-trend .layer-below path").count() >= 2
+    # Over the last 7 days: the cards say what they aggregate.
+    page.locator("#overview-range label", has_text="7 ngày").click()
+    expect(pm25_card).to_contain_text("Trung bình 7 ngày qua")
+    expect(page.locator(".unit-panel")).to_contain_text("Bụi mịn PM2.5 (µg/m³), 7 ngày qua")
+    # The link to the unit's own page.
+    link = page.locator(".unit-page-link")
+    expect(link).to_have_attribute("href", f"/area/commune/{HAI_VAN}?metric=pm25&lang=vi")
     # The clicked commune is outlined on the map.
     page.wait_for_function(
         """(code) => [...document.querySelectorAll('#map path.choroplethlocation')].some(
@@ -200,11 +207,11 @@ def test_url_preselects_unit_and_metric(
     paths = wait_for_map(page)
 
     expect(page.locator(".panel-title")).to_have_text("Phường Cẩm Lệ, Thành phố Đà Nẵng")
-    water_row = page.locator('.metric-row[data-metric="water_level"]')
-    expect(water_row).to_contain_text("2,10 m")
-    expect(water_row.locator(".metric-band")).to_have_text("")  # a stage has no shared bands
-    alarm_row = page.locator('.metric-row[data-metric="flood_alarm"]')
-    expect(alarm_row).to_contain_text("Báo động II")
+    water_card = page.locator('.kpi-card[data-metric="water_level"]')
+    expect(water_card.locator(".kpi-value")).to_have_text("2,10m")
+    expect(water_card.locator(".kpi-band")).to_have_count(0)  # a stage has no shared bands
+    alarm_card = page.locator('.kpi-card[data-metric="flood_alarm"]')
+    expect(alarm_card).to_contain_text("Báo động II")
     expect(page.locator('#metric-select input[value="flood_alarm"]')).to_be_checked()
     expect(page.locator(".legend-title")).to_have_text("Cấp báo động lũ")
     by_code = {path["code"]: path for path in paths}
@@ -218,7 +225,7 @@ def test_unit_link_and_english(page: Page, page_log: PageLog, dashboard_url: str
     wait_for_map(page)
     expect(page.locator(".panel-title")).to_have_text("Hai Van Ward, Da Nang City")
     expect(page.locator("#site-title")).to_have_text("Da Nang Intelligent Operations Centre")
-    expect(page.locator('.metric-row[data-metric="pm25"]')).to_contain_text("95.0 µg/m³")
+    expect(page.locator('.kpi-card[data-metric="pm25"] .kpi-number')).to_have_text("95.0")
     expect(page.locator(".legend-row").first).to_contain_text("Good")
 
     page.locator("#lang-select label", has_text="Tiếng Việt").click()

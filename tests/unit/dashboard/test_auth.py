@@ -71,6 +71,9 @@ def panel_request(unit: str) -> dict[str, Any]:
         ("refresh-interval", "n_intervals", 1),
         ("text-px", "data", 20),
         ("place", "data", "48"),
+        ("overview-range", "value", "live"),
+        ("overview-days", "start_date", None),
+        ("overview-days", "end_date", None),
     ]
     return {
         "output": "unit-panel.children",

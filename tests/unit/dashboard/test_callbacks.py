@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,7 +28,8 @@ from dashboard.mapview import MapViews
 from dashboard.navigation import apply_location, clicked_code, navigate
 from layers.geography import Geography
 from tests.conftest import FakeClock
-from tests.unit.dashboard.test_panel_and_legend import texts
+from tests.unit.dashboard.alerts_seed import CAM_LE, add_state, source, state_db
+from tests.unit.dashboard.test_panel_and_legend import find, texts
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 HAI_VAN = "20194"
@@ -208,12 +210,50 @@ def test_a_bug_is_logged_with_traceback_and_the_screen_stays(
 def test_panel_of_a_unit(ctx: DashboardContext) -> None:
     panel = render_panel(ctx, ADMIN, HAI_VAN, "pm25", "vi", 20)
     shown = texts(panel)
-    assert shown[0] == "Phường Hải Vân, Thành phố Đà Nẵng"
-    assert "20,0 µg/m³" in shown
+    assert shown[:2] == ["Phường Hải Vân, Thành phố Đà Nẵng", "Trang đơn vị"]
+    pm25 = find(panel, lambda c: getattr(c, "className", "") == "kpi-card" and
+                c.to_plotly_json()["props"].get("data-metric") == "pm25")  # fmt: skip
+    assert texts(pm25)[:3] == ["Bụi mịn PM2.5", "20,0", "µg/m³"]  # the newest reading
     assert "Mực nước" in shown
     assert "Không có dữ liệu" in shown  # no water gauge in Hải Vân
     assert "Bụi mịn PM2.5 (µg/m³), 24 giờ qua" in shown
+    link = find(panel, lambda c: getattr(c, "className", "") == "nav-link unit-page-link")[0]
+    assert link.href == "/area/commune/20194?metric=pm25&lang=vi"
     assert texts(render_panel(ctx, ADMIN, HAI_VAN, "pm25", "en"))[0] == "Hai Van Ward, Da Nang City"
+
+
+def test_panel_over_a_range_and_its_alerts(
+    ctx: DashboardContext, settings: Settings, tmp_path: Path
+) -> None:
+    # Over 24 h [00:00 … 01:00 UTC): the mean of the 15-minute bucket means. Readings 21 …
+    # 31 every 10 min before 01:00 (20 at 01:00 is the next range's) fall as 21 | 22, 23 |
+    # 24 | 25, 26 | 27 | 28, 29 | 30 | 31 → (21 + 22.5 + 24 + 25.5 + 27 + 28.5 + 30 + 31) / 8.
+    day = texts(render_panel(ctx, ADMIN, HAI_VAN, "pm25", "vi", 20, None, "24h"))
+    assert "Trung bình 24 giờ qua" in day
+    assert "26,2" in day
+    assert "Bụi mịn PM2.5 (µg/m³), 24 giờ qua" in day
+    bad = texts(render_panel(ctx, ADMIN, HAI_VAN, "pm25", "vi", 20, None, "custom", "x", None))
+    assert bad == ["Ngày không hợp lệ: x (cần dạng 2025-11-02 hoặc tuần 2025-W45)"]
+    # Active alerts of the unit and inside it, from the state database.
+    engine = state_db(tmp_path)
+    source(engine, settings, ctx.hierarchy, FakeClock(NOW))
+    add_state(engine, "pm25-bad", HAI_VAN, "firing", fired_at=NOW - timedelta(minutes=5))
+    add_state(engine, "pm25-bad", CAM_LE, "firing", fired_at=NOW - timedelta(minutes=5))
+    with_state = dataclasses.replace(ctx, state_engine=engine)
+    city = texts(render_panel(with_state, ADMIN, "48", "pm25", "vi"))
+    assert "Cảnh báo đang diễn ra (2)" in city
+    ward = render_panel(with_state, ADMIN, HAI_VAN, "pm25", "vi")
+    assert "Cảnh báo đang diễn ra (1)" in texts(ward)
+    assert "Bụi mịn PM2.5 ở mức Xấu" in texts(ward)
+    # The officer of Hải Vân sees Hải Vân's alert in the city's panel, not Cẩm Lệ's.
+    officer = Access(ctx.hierarchy, [HAI_VAN], role="operator", username="hai-van")
+    assert "Cảnh báo đang diễn ra (1)" in texts(
+        render_panel(with_state, officer, HAI_VAN, "pm25", "vi")
+    )
+    assert texts(render_panel(with_state, officer, CAM_LE, "pm25", "vi")) == [
+        "Không có đơn vị hành chính mã 20260"
+    ]
+    engine.dispose()
 
 
 def test_panel_hint_unknown_unit_and_outage(ctx: DashboardContext, settings: Settings) -> None:
@@ -232,7 +272,7 @@ def test_panel_hint_unknown_unit_and_outage(ctx: DashboardContext, settings: Set
 
 def test_panel_without_trend_data_says_so(ctx: DashboardContext) -> None:
     shown = texts(render_panel(ctx, ADMIN, HAI_VAN, "water_level", "vi"))
-    assert "Không có dữ liệu trong 24 giờ qua" in shown
+    assert "Không có dữ liệu trong khoảng thời gian này" in shown
 
 
 def test_chrome_follows_the_language(ctx: DashboardContext) -> None:
