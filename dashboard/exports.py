@@ -19,10 +19,12 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+from dash import html
 from flask import Response, request
 
 from core.errors import RetryableError
 from dashboard.access import Access
+from dashboard.i18n import text
 
 if TYPE_CHECKING:
     from dashboard.context import DashboardContext
@@ -60,6 +62,11 @@ def export_href(prefix: str, name: str, **args: object) -> str:
     """The download link of export ``name`` with the page's filters (None values left out)."""
     query = {key: str(value) for key, value in args.items() if value not in (None, "")}
     return f"{prefix.rstrip('/')}/export/{name}.csv" + (f"?{urlencode(query)}" if query else "")
+
+
+def csv_link(href: str, lang: str, class_name: str = "download-link") -> html.A:
+    """The "Tải CSV" link under a table or chart (``href`` from :func:`export_href`)."""
+    return html.A(text("download_csv", lang), href=href, className=class_name, download="")
 
 
 def to_csv(frame: pd.DataFrame, tz: ZoneInfo) -> bytes:

@@ -20,7 +20,7 @@ from dashboard import ids
 from dashboard.access import Access
 from dashboard.auth import current_access
 from dashboard.context import DashboardContext
-from dashboard.exports import export_href
+from dashboard.exports import csv_link, export_href
 from dashboard.i18n import add_texts, format_clock, text
 from dashboard.pages import mount_page
 from dashboard.pipeline_extra import (
@@ -108,25 +108,13 @@ def pipeline_body(prefix: str) -> Any:
         return [
             html.Div(html.Span(id=ids.UPDATED_AT, className="updated-at"), className="status"),
             html.Div(id=ids.PIPELINE_TABLE, className="pipeline-body", role="status"),
-            html.A(
-                text("download_csv", lang),
-                href=export_href(prefix, "pipeline_workers"),
-                className="download-link",
-            ),
+            csv_link(export_href(prefix, "pipeline_workers"), lang),
             html.H2(text("pipe_kinds_title", lang), id=KINDS_TITLE),
             html.Div(id=KINDS_TABLE, className="pipeline-body"),
-            html.A(
-                text("download_csv", lang),
-                href=export_href(prefix, "pipeline_kinds"),
-                className="download-link",
-            ),
+            csv_link(export_href(prefix, "pipeline_kinds"), lang),
             html.H2(text("pipe_letters_title", lang), id=LETTERS_TITLE),
             html.Div(id=LETTERS_TABLE, className="pipeline-body"),
-            html.A(
-                text("download_csv", lang),
-                href=export_href(prefix, "dead_letters"),
-                className="download-link",
-            ),
+            csv_link(export_href(prefix, "dead_letters"), lang),
         ]
 
     return body

@@ -15,6 +15,7 @@ import pandas as pd
 from dash import html
 
 from core.settings import MetricSettings
+from dashboard.exports import csv_link as export_link
 from dashboard.i18n import add_texts, format_duration, format_number, format_when, text
 from dashboard.routes import area_href
 from dashboard.views.alerts_forms import ACK_BUTTON, CANCEL_BUTTON, SILENCE_BUTTON, UNACK_BUTTON
@@ -97,7 +98,6 @@ add_texts(
             "Chưa cấu hình người nhận thư cảnh báo",
             "No recipient of alert e-mails is configured",
         ),
-        "alerts_csv": ("Tải CSV", "Download CSV"),
     }
 )
 
@@ -381,4 +381,4 @@ def history_table(frame: pd.DataFrame, *, lang: str, tz: ZoneInfo, prefix: str, 
 
 
 def csv_link(href: str, lang: str) -> html.A:
-    return html.A(text("alerts_csv", lang), href=href, className="alerts-csv", download="")
+    return export_link(href, lang, "alerts-csv")

@@ -14,6 +14,7 @@ from dash import dcc, html
 
 from core.settings import MetricSettings
 from dashboard.devices_status import LOOKBACK, STATUSES
+from dashboard.exports import csv_link as export_link
 from dashboard.i18n import add_texts, format_duration, format_number, format_when, text
 from dashboard.views.bands import BandScale, band_scale, value_text
 from dashboard.views.devices import kind_label
@@ -88,7 +89,6 @@ add_texts(
             "Hiển thị {shown} trên {total} thiết bị, xấu nhất trước; tải CSV để xem tất cả",
             "Showing {shown} of {total} devices, worst first; download the CSV for all",
         ),
-        "dev_csv": ("Tải CSV", "Download CSV"),
         "dev_unreg_title": (
             "Thiết bị đang gửi dữ liệu nhưng chưa đăng ký",
             "Devices sending data but not registered",
@@ -260,7 +260,7 @@ def not_available(lang: str) -> str:
 
 
 def csv_link(href: str, lang: str) -> html.A:
-    return html.A(text("dev_csv", lang), href=href, className="download-link", download="")
+    return export_link(href, lang, "download-link")
 
 
 def filter_bar(lang: str) -> html.Div:

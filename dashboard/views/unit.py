@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from core.settings import MetricSettings
+from dashboard.exports import csv_link as export_link
 from dashboard.i18n import add_texts, text
 from dashboard.kpi import TimeRange
 from dashboard.routes import area_href
@@ -38,7 +39,6 @@ GEO: Final[dict[str, Any]] = {
 
 add_texts(
     {
-        "unit_csv": ("Tải CSV", "Download CSV"),
         "unit_breadcrumb": ("Đơn vị cấp trên", "Parent units"),
         "unit_trend_title": ("{metric} ({unit}), {period}", "{metric} ({unit}), {period}"),
         "unit_trend_no_data": (
@@ -60,7 +60,7 @@ def href_with(base: str, query: Mapping[str, str]) -> str:
 
 
 def csv_link(href: str, lang: str) -> html.A:
-    return html.A(text("unit_csv", lang), href=href, className="csv-link", download="")
+    return export_link(href, lang, "csv-link")
 
 
 def breadcrumb(

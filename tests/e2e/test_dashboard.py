@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     CAM_LE,
     DEAD_LETTERS,
     HAI_VAN,
+    OFFICER,
     REFRESH_S,
     PageLog,
     Scenario,
@@ -344,3 +345,32 @@ def test_wall_screenshots(
         assert page_log.console_errors == []
     finally:
         page.context.close()
+
+
+def test_a_ward_officer_sees_only_their_ward(
+    page: Page, page_log: PageLog, dashboard_url: str, scenario: Scenario
+) -> None:
+    """Signed in as the officer of Hải Vân: the map opens on the city with Hải Vân's panel,
+    every other commune drawn without data; other communes' panels, unit pages and alerts
+    are out of reach, even by typing their URL."""
+    goto_signed_in(page, dashboard_url + "/", username=OFFICER)
+    paths = wait_for_map(page)
+    expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
+    expect(page.locator(".user-name")).to_have_text("hai-van · trực vận hành")
+    by_code = {path["code"]: path for path in paths}
+    assert by_code[HAI_VAN]["fill"] == rgb("#FF0000")  # 95 µg/m³: Xấu
+    coloured = [code for code, path in by_code.items() if path["fill"] != rgb(NO_DATA_COLOUR)]
+    assert coloured == [HAI_VAN]
+    # Operators (and admins) see the pipeline's health.
+    expect(page.locator('#nav-links a[href="/pipeline/"]')).to_have_count(1)
+
+    page.goto(f"{dashboard_url}/?unit={CAM_LE}")
+    wait_for_map(page)
+    # A unit out of reach opens the officer's own instead.
+    expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
+    page.goto(f"{dashboard_url}/area/commune/{CAM_LE}")
+    expect(page.locator(".unit-page")).to_contain_text(
+        f"Không có đơn vị hành chính mã {CAM_LE}"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "officer-unit-page-refused.png"))
+    assert page_log.console_errors == []
