@@ -54,22 +54,36 @@ def test_demo_runs_the_whole_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
     output: list[str] = []
     try:
         assert process.stdout is not None
-        url = None
+        url = password = None
         end = time.monotonic() + DEADLINE_S
-        while url is None and time.monotonic() < end:
+        while (url is None or password is None) and time.monotonic() < end:
             line = process.stdout.readline()
             if not line:
                 break
             output.append(line)
             found = re.search(r"dashboard\s*: (http://127\.0\.0\.1:\d+/)", line)
-            url = found.group(1) if found else None
+            url = found.group(1) if found else url
+            admin = re.search(r"sign in\s*: admin / (\S+)\s+\(admin\)", line)
+            password = admin.group(1) if admin else password
         assert url, "".join(output)
+        assert password, "".join(output)  # the demo's users are printed at start
 
-        page = requests.get(url, timeout=10)
-        assert page.status_code == 200
-        assert "_dash-config" in page.text  # the Dash app, served locally
-        geometry = requests.get(f"{url}geo/commune.json", timeout=10).json()
+        browser = requests.Session()
+        assert requests.get(url, timeout=10, allow_redirects=False).status_code == 303
+        form = browser.get(f"{url}login", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        signed_in = browser.post(
+            f"{url}login",
+            data={"username": "admin", "password": password, "csrf_token": token.group(1)},
+            timeout=10,
+        )
+        assert signed_in.status_code == 200  # redirected to the map
+        assert "_dash-config" in signed_in.text  # the Dash app, served locally
+        geometry = browser.get(f"{url}geo/commune.json", timeout=10).json()
         assert len(geometry["features"]) == 94
+        for page in ("devices/", "alerts/", "pipeline/", "area/province/48"):
+            assert browser.get(f"{url}{page}", timeout=10).status_code == 200, page
 
         store = workdir / "timeseries.sqlite"
 
