@@ -43,6 +43,7 @@ import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from bench.results import markdown_table, write_section
+from core.db import make_engine
 from core.settings import Settings, parse_settings
 from core.store import SqliteStore
 from core.types import Point
@@ -50,6 +51,7 @@ from dashboard.app import create_app, make_server, stop_server
 from dashboard.geo import GeoCache
 from layers.geography import Geography
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.signin import PASSWORD, TEST_SECRET_ENV, add_user, csrf_of
 
 REPO = Path(__file__).resolve().parents[1]
 NATIONAL_COMMUNES = "layers/data/vn_communes_2025.geojson"
@@ -129,7 +131,7 @@ def case_settings(case: Case) -> Settings:
     raw = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     raw["layers"] = {**raw["layers"], **case.layers}
     raw["dashboard"]["refresh_s"] = REFRESH_S
-    return parse_settings(raw, environ={}, base_dir=REPO)
+    return parse_settings(raw, environ=TEST_SECRET_ENV, base_dir=REPO)
 
 
 def readings(geography: Geography, level: str, shift: int, now: datetime) -> list[Point]:
@@ -148,19 +150,32 @@ def readings(geography: Geography, level: str, shift: int, now: datetime) -> lis
 
 @contextmanager
 def dashboard(settings: Settings, geography: Geography, store: SqliteStore) -> Iterator[str]:
-    app = create_app(settings, store, geography, devices=list)  # the map alone
-    server = make_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, name="bench-dashboard", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
-    finally:
-        stop_server(server)
-        thread.join(timeout=5)
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-state-") as folder:
+        engine = make_engine(f"sqlite:///{folder}/state.sqlite")
+        add_user(engine, "admin")
+        app = create_app(settings, store, geography, devices=list, state_engine=engine)
+        server = make_server(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.run, name="bench-dashboard", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.effective_port}"
+        finally:
+            stop_server(server)
+            thread.join(timeout=5)
+            engine.dispose()
 
 
-def open_page(browser: Browser) -> Page:
+def open_page(browser: Browser, url: str) -> Page:
+    """A new browser context, signed in through the form's POST (no page is loaded, so
+    the map's scripts and geometry are still to fetch: a first visit)."""
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="vi-VN")
+    form = context.request.get(url + "/login").text()
+    signed = context.request.post(
+        url + "/login",
+        form={"username": "admin", "password": PASSWORD, "csrf_token": csrf_of(form)},
+        max_redirects=0,
+    )
+    assert signed.status == 303, signed.status
     context.add_init_script(_FETCH_HOOK_JS)
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -176,7 +191,7 @@ def one_run(
     browser: Browser, url: str, count: int, store: SqliteStore, geography: Geography, level: str
 ) -> tuple[float, float, float, float]:
     """(first map, first map on reload, recolour, metric switch) in seconds."""
-    page = open_page(browser)
+    page = open_page(browser, url)
     try:
         page.goto(url + "/", wait_until="commit")
         first_ms = wait_drawn(page, count, changed=False)
