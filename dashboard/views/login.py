@@ -4,6 +4,7 @@ dashboard's style, Vietnamese or English."""
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import urlencode
 
 from dashboard.i18n import add_texts, text
 
@@ -84,7 +85,7 @@ def login_page(
 <button type="submit">{escape(text("login_submit", lang))}</button>
 </form>
 <p class="login-help">{escape(text("login_help", lang))}</p>
-<p><a href="{escape(action)}?lang={other}">{escape(text("login_other_lang", lang))}</a></p>
+<p><a href="{escape(action)}?{escape(urlencode({"lang": other, "next": next_url}))}">{escape(text("login_other_lang", lang))}</a></p>
 </main>
 </body>
 </html>

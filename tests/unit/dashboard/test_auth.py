@@ -111,6 +111,8 @@ def test_nothing_is_served_before_signing_in(site: Site) -> None:
 
 def test_sign_in_sets_a_safe_session_and_goes_where_asked(site: Site) -> None:
     form = site.client.get("/login?next=/pipeline/")
+    # The other language keeps where the user was going.
+    assert 'href="/login?lang=en&amp;next=%2Fpipeline%2F"' in form.get_data(as_text=True)
     token = form.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
     answer = site.client.post(
         "/login",
