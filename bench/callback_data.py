@@ -1,5 +1,6 @@
 """The data of bench_callbacks: devices over Đà Nẵng's communes and their 1-minute
-readings, written once into a private influxd's data directory under var/bench/.
+readings, written once into a private influxd's data directory under var/bench/; and the
+bench's small helpers (a fixed clock, a store that times its queries, a private Redis).
 
 Air sensors (pm25, pm10) and a few river gauges (level, alarm), each placed at a random
 point inside a commune of layers/data/danang_2025_communes.geojson and tagged the way
@@ -13,23 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import queue
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import requests
 import shapely
 
+from core.store import InfluxStore
+from core.types import MetricRef, UnitRef
 from layers.geography import Geography
 from layers.registry import Device
 from tests.fixtures.influxd import influxd_config
 from tests.fixtures.process import free_port
+from tests.fixtures.redis import REDIS_SERVER, RedisServer
 
 INFLUXD = Path("/usr/bin/influxd")
 DATABASE = "bench"
@@ -266,3 +273,90 @@ def ready_data(
     influxd.stop()
     start_s = influxd.start()
     return influxd, {**loaded, "start_s": start_s, "reused": 0.0}
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    label: str
+    seconds: float
+    thread: int  # threading.get_ident(): the callback's own, or a background refresh's
+
+
+class TimingStore:
+    """The InfluxStore, recording every read (appended from any thread)."""
+
+    def __init__(self, store: InfluxStore, now: datetime) -> None:
+        self.store = store
+        self.now = now
+        self.log: list[Timed] = []
+
+    def latest_by_unit(self, metric: MetricRef, level: str, **kwargs: Any) -> Any:
+        parent: UnitRef | None = kwargs.get("parent")
+        window = _span(kwargs.get("until") or self.now, kwargs["since"])
+        label = f"latest {metric.measurement}.{metric.field} by {level}"
+        label += f" in {parent.level} {parent.code}" if parent else ""
+        return self._timed(f"{label}, {window}", self.store.latest_by_unit, metric, level, **kwargs)
+
+    def series(self, metric: MetricRef, unit: UnitRef, **kwargs: Any) -> Any:
+        window = _span(kwargs["end"], kwargs["start"])
+        label = f"series {metric.measurement}.{metric.field} of {unit.level} {unit.code}, {window}"
+        return self._timed(label, self.store.series, metric, unit, **kwargs)
+
+    def _timed(self, label: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self.log.append(Timed(label, time.perf_counter() - began, threading.get_ident()))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _span(end: datetime, start: datetime) -> str:
+    hours = (end - start).total_seconds() / 3600
+    return f"{hours:g} h"
+
+
+class Failures(logging.Handler):
+    """Callbacks answer "could not load" and log: any warning from cityops is a failure
+    (the cache's own warnings too: a failed background refresh is one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+def print_table(cells: list[list[str]]) -> None:
+    widths = [max(len(row[column]) for row in cells) for column in range(len(cells[0]))]
+    for line in cells:
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+@contextlib.contextmanager
+def private_redis(enabled: bool) -> Iterator[str | None]:
+    if not enabled or not REDIS_SERVER.exists():
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-redis-") as folder:
+        server = RedisServer(Path(folder))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -95,6 +95,9 @@ def build_context(
         scope=home.parent,
         # Every screen refreshes on the same beat: one store query per beat serves them all.
         cache_s=min(settings.dashboard.refresh_s / 2, 5.0),
+        # Past that, served while one background refresh fetches the next (stale-while-
+        # revalidate): a screen on the beat never waits for the store.
+        grace_s=max(2 * settings.dashboard.refresh_s, 20.0),
         devices=devices,
         rules=settings.alerts.rules,
         stale_after=timedelta(seconds=settings.dashboard.stale_after_s),

@@ -1,52 +1,64 @@
 """The named queries' short cache: one store query per refresh beat for every screen.
 
 Every wall screen and desk refreshes on the same beat, so :class:`DashboardData` keeps each
-answer for a few seconds. :class:`LocalCache` keeps it in this process; :class:`RedisCache`
-shares it between the dashboard's worker processes through Redis (``dashboard.cache_url``),
-so that a beat costs one store query whatever the number of workers:
+answer ``ttl_s`` seconds, then serves it ``grace_s`` seconds more while ONE background
+refresh fetches the next (stale-while-revalidate): a callback waits for the store only on
+the first call of a key, or when nobody asked for it within ``ttl_s + grace_s``.
+:class:`LocalCache` keeps answers in this process; :class:`RedisCache` shares them between
+the dashboard's worker processes through Redis (``dashboard.cache_url``), so that a beat
+costs one store query whatever the number of workers:
 
-* values are pickled DataFrames sealed with an HMAC-SHA256 over the Redis key and the bytes
-  (a key derived from the dashboard's secret): a Redis shared with others can make us
-  recompute, never unpickle bytes we did not write, nor serve one key's answer for another;
+* values are sealed with an HMAC (:mod:`dashboard.cache_wire`): a Redis shared with others
+  can make us recompute, never unpickle bytes we did not write;
 * on a miss one worker takes a lock (``SET NX PX``) and queries; the others poll for its
-  answer for up to ``wait_s``, then query themselves;
+  answer for up to ``wait_s``, then query themselves. A stale answer is refreshed by the
+  worker that takes the same lock; the others keep serving the stale one;
 * Redis unreachable: a warning at most once a minute, and queries go to the store (through
   the local copy) — a cache never fails a callback. Redis is tried again ``retry_s`` later.
+
+Refreshes run on a small pool (:class:`Refresher`), one at a time per key. A failed one is
+logged (a warning at most once a minute, no traceback) and the stale answer is kept until
+its grace ends; after that the next call queries inline and gets the error.
 
 Frames handed out are shared between callers and must not be modified.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import logging
-import pickle
 import secrets
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import pandas as pd
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from dashboard.cache_refresh import EveryMinute, MonotonicClock, Refresher
+from dashboard.cache_wire import key_digest, redis_client, safe_url, seal, unseal
+
+__all__ = [
+    "LocalCache",
+    "QueryCache",
+    "RedisCache",
+    "Refresher",
+    "key_digest",
+    "make_query_cache",
+    "seal",
+    "unseal",
+]
 
 log = logging.getLogger("cityops.dashboard.cache")
 
 Compute = Callable[[], pd.DataFrame]
-MonotonicClock = Callable[[], float]
-Found = tuple[pd.DataFrame, float]  # a frame and the seconds it has left in the cache
+Found = tuple[pd.DataFrame, float]  # a frame and the seconds it has left in Redis
 
 LOCAL_ENTRIES = 256
 DEFAULT_PREFIX = "cityops:query:"
-LOG_EVERY_S = 60.0
-_SEAL_VERSION = b"cq1"
-_MAC_BYTES = 32
 # Deletes the lock only if it is still ours (it may have expired and been taken by another).
 _RELEASE_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -57,156 +69,97 @@ return 0
 class QueryCache(Protocol):
     """Called by :meth:`DashboardData._cached` for every named query."""
 
-    def get_or_compute(self, key: Hashable, ttl_s: float, compute: Compute) -> pd.DataFrame:
-        """The frame cached under ``key`` if younger than ``ttl_s``; else ``compute()``,
-        kept for ``ttl_s`` seconds. An exception of ``compute`` reaches the caller."""
+    def get_or_compute(
+        self, key: Hashable, ttl_s: float, compute: Compute, grace_s: float = 0.0
+    ) -> pd.DataFrame:
+        """The frame cached under ``key`` if younger than ``ttl_s``; if younger than
+        ``ttl_s + grace_s``, that frame too, with ``compute()`` started in the background
+        (once per key) to replace it; else ``compute()``, kept for ``ttl_s + grace_s``
+        seconds. An exception of an inline ``compute`` reaches the caller."""
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    fresh_until: float
+    stale_until: float
+    frame: pd.DataFrame
+
+
 class LocalCache:
-    """This process's cache: a dict under a lock, at most ``entries`` frames (expired ones
-    go first, else the oldest half). The query runs outside the lock: a slow store must not
-    serialise the other queries."""
+    """This process's cache: a dict under a lock, at most ``entries`` frames (those past
+    their grace go first, else the oldest half). The query runs outside the lock: a slow
+    store must not serialise the other queries."""
 
     def __init__(
-        self, entries: int = LOCAL_ENTRIES, *, clock: MonotonicClock = time.monotonic
+        self,
+        entries: int = LOCAL_ENTRIES,
+        *,
+        clock: MonotonicClock = time.monotonic,
+        refresher: Refresher | None = None,
     ) -> None:
         if entries < 1:
             raise ValueError(f"a cache needs room for one entry at least: {entries}")
         self.entries = entries
         self.clock = clock
-        self._frames: dict[Hashable, tuple[float, pd.DataFrame]] = {}
+        self.refresher = refresher or Refresher(clock=clock)
+        self._frames: dict[Hashable, _Entry] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._frames)
 
-    def get(self, key: Hashable) -> pd.DataFrame | None:
+    def lookup(self, key: Hashable) -> tuple[pd.DataFrame, bool] | None:
+        """(frame, whether it is fresh) until its grace ends; None after, or never put."""
         now = self.clock()
         with self._lock:
             hit = self._frames.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        return None
+        if hit is None or hit.stale_until <= now:
+            return None
+        return hit.frame, hit.fresh_until > now
 
-    def put(self, key: Hashable, ttl_s: float, frame: pd.DataFrame) -> None:
+    def get(self, key: Hashable) -> pd.DataFrame | None:
+        """The frame while it is fresh."""
+        found = self.lookup(key)
+        return found[0] if found is not None and found[1] else None
+
+    def put(self, key: Hashable, ttl_s: float, frame: pd.DataFrame, grace_s: float = 0.0) -> None:
         now = self.clock()
         with self._lock:
             if key not in self._frames and len(self._frames) >= self.entries:
-                expired = [k for k, (until, _) in self._frames.items() if until <= now]
-                for old in expired or list(self._frames)[: max(1, self.entries // 2)]:
+                over = [k for k, entry in self._frames.items() if entry.stale_until <= now]
+                for old in over or list(self._frames)[: max(1, self.entries // 2)]:
                     del self._frames[old]
-            self._frames[key] = (now + ttl_s, frame)
+            self._frames[key] = _Entry(now + ttl_s, now + ttl_s + max(0.0, grace_s), frame)
 
-    def get_or_compute(self, key: Hashable, ttl_s: float, compute: Compute) -> pd.DataFrame:
+    def get_or_compute(
+        self, key: Hashable, ttl_s: float, compute: Compute, grace_s: float = 0.0
+    ) -> pd.DataFrame:
         if ttl_s <= 0:
             return compute()
-        frame = self.get(key)
-        if frame is None:
-            frame = compute()
-            self.put(key, ttl_s, frame)
+        found = self.lookup(key)
+        if found is not None:
+            frame, fresh = found
+            if not fresh:
+                self.refresher.start(key, lambda: self.put(key, ttl_s, compute(), grace_s))
+            return frame
+        frame = compute()
+        self.put(key, ttl_s, frame, grace_s)
         return frame
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Waits for the background refreshes (tests, benchmarks)."""
+        return self.refresher.wait_idle(timeout_s)
 
-def key_digest(key: Hashable) -> str:
-    """A digest of ``key`` that is the same in every process and Python version (``hash``
-    and the ``repr`` of sets are not): strings, numbers, None, dates and times (as UTC),
-    durations, tuples, lists, sets, mappings and dataclasses of these. TypeError otherwise."""
-    return hashlib.sha256(_canonical(key).encode()).hexdigest()
-
-
-def _canonical(part: object) -> str:
-    if part is None or isinstance(part, bool | int | str):
-        return f"{type(part).__name__}:{part!r}"
-    if isinstance(part, float):
-        return f"float:{part.hex()}"
-    if isinstance(part, datetime):
-        if part.tzinfo is None:
-            return f"naive:{part.isoformat()}"
-        return f"utc:{pd.Timestamp(part).tz_convert('UTC').isoformat()}"
-    if isinstance(part, date):
-        return f"date:{part.isoformat()}"
-    if isinstance(part, timedelta):
-        return f"delta:{part.days},{part.seconds},{part.microseconds}"
-    if isinstance(part, tuple | list):
-        return f"{type(part).__name__}(" + ",".join(_canonical(p) for p in part) + ")"
-    if isinstance(part, set | frozenset):
-        return "set(" + ",".join(sorted(_canonical(p) for p in part)) + ")"
-    if isinstance(part, Mapping):
-        items = sorted(_canonical(k) + "=" + _canonical(v) for k, v in part.items())
-        return "map(" + ",".join(items) + ")"
-    if dataclasses.is_dataclass(part) and not isinstance(part, type):
-        fields = (_canonical(getattr(part, f.name)) for f in dataclasses.fields(part))
-        return f"{type(part).__qualname__}(" + ",".join(fields) + ")"
-    raise TypeError(f"a query cache key cannot hold a {type(part).__name__}: {part!r}")
-
-
-def seal(secret: bytes, redis_key: str, frame: pd.DataFrame) -> bytes:
-    """The bytes stored in Redis: version, HMAC-SHA256(key ‖ payload), pickled frame."""
-    payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-    return _SEAL_VERSION + _mac(secret, redis_key, payload) + payload
-
-
-def unseal(secret: bytes, redis_key: str, blob: bytes) -> pd.DataFrame | None:
-    """The frame :func:`seal` stored under ``redis_key``; None for anything else (other
-    bytes, another key's value, a foreign writer): checked before unpickling."""
-    head = len(_SEAL_VERSION)
-    if len(blob) < head + _MAC_BYTES or not blob.startswith(_SEAL_VERSION):
-        return None
-    mac, payload = blob[head : head + _MAC_BYTES], blob[head + _MAC_BYTES :]
-    if not hmac.compare_digest(mac, _mac(secret, redis_key, payload)):
-        return None
-    frame = pickle.loads(payload)  # authenticated above: we wrote these bytes
-    return frame if isinstance(frame, pd.DataFrame) else None
-
-
-def _mac(secret: bytes, redis_key: str, payload: bytes) -> bytes:
-    signer = hmac.new(secret, redis_key.encode() + b"\0", hashlib.sha256)
-    signer.update(payload)
-    return signer.digest()
-
-
-class _EveryMinute:
-    """Logs a warning about ``topic`` at most once per ``every_s``."""
-
-    def __init__(self, clock: MonotonicClock, every_s: float = LOG_EVERY_S) -> None:
-        self.clock = clock
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def warning(self, topic: str, message: str, *args: object) -> None:
-        now = self.clock()
-        with self._lock:
-            last = self._last.get(topic)
-            if last is not None and now - last < self.every_s:
-                return
-            self._last[topic] = now
-        log.warning(message, *args)
-
-
-def redis_client(url: str, timeout_s: float = 0.5) -> redis.Redis:
-    """A client that fails fast: short timeouts and no retries (a slow or absent cache
-    must cost a callback little; the store is the fallback). Connects on first use."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    def close(self) -> None:
+        self.refresher.close()
 
 
 class RedisCache:
     """The cache shared by every worker through Redis, with a local copy in front of it
-    for the rest of each value's time to live (see the module's docstring)."""
+    for the rest of each value's time (see the module's docstring). A value lives
+    ``ttl_s + grace_s`` in Redis; it is stale when fewer than ``grace_s`` are left (Redis's
+    clock decides, so the workers' clocks need not agree)."""
 
     def __init__(
         self,
@@ -231,52 +184,68 @@ class RedisCache:
         self._secret = hmac.new(secret, b"cityops query cache v1", hashlib.sha256).digest()
         self._client = connect(url)
         self._local = local or LocalCache(clock=clock)
-        self._warn = _EveryMinute(clock)
+        self._warn = EveryMinute(clock)
         self._down_until = float("-inf")
         self._state_lock = threading.Lock()
 
     def redis_key(self, key: Hashable) -> str:
         return self.prefix + key_digest(key)
 
-    def get_or_compute(self, key: Hashable, ttl_s: float, compute: Compute) -> pd.DataFrame:
+    def get_or_compute(
+        self, key: Hashable, ttl_s: float, compute: Compute, grace_s: float = 0.0
+    ) -> pd.DataFrame:
         if ttl_s <= 0:
             return compute()
-        frame = self._local.get(key)
-        if frame is not None:
-            return frame
+        grace_s = max(0.0, grace_s)
+        found = self._local.lookup(key)
+        if found is not None and found[1]:
+            return found[0]
         try:
             redis_key = self.redis_key(key)
         except TypeError as exc:  # a programming error: say so, keep answering
             self._warn.warning(f"key:{type(key).__name__}", "query not shared: %s", exc)
-            return self._local.get_or_compute(key, ttl_s, compute)
+            return self._local.get_or_compute(key, ttl_s, compute, grace_s)
         if self._is_down():
-            return self._local.get_or_compute(key, ttl_s, compute)
+            return self._local.get_or_compute(key, ttl_s, compute, grace_s)
+        stale = found[0] if found is not None else None
         try:
-            found = self._shared(redis_key, ttl_s, compute)
+            return self._shared(key, redis_key, ttl_s, grace_s, compute, stale)
         except redis.RedisError as exc:
             self._went_down(exc)
-            return self._local.get_or_compute(key, ttl_s, compute)
-        frame, left_s = found
-        self._local.put(key, left_s, frame)
-        return frame
+            return self._local.get_or_compute(key, ttl_s, compute, grace_s)
 
-    def _shared(self, redis_key: str, ttl_s: float, compute: Compute) -> Found:
-        """(frame, seconds it has left). Raises RedisError when Redis fails before or
-        while waiting; after ``compute`` ran, a failure to store is only logged."""
+    def _shared(
+        self,
+        key: Hashable,
+        redis_key: str,
+        ttl_s: float,
+        grace_s: float,
+        compute: Compute,
+        stale: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        """Raises RedisError when Redis fails before or while waiting; after ``compute``
+        ran, a failure to store is only logged."""
         lock_key = redis_key + ":lock"
-        found, _ = self._read(redis_key, lock_key)
+        found, locked = self._read(redis_key, lock_key)
         if found is not None:
-            return found
+            frame, left_s = found
+            self._keep(key, frame, left_s, grace_s)
+            if left_s <= grace_s and not locked:  # stale, and nobody is refreshing it
+                self._refresh_later(key, redis_key, ttl_s, grace_s, compute)
+            return frame
+        if stale is not None:  # gone from Redis (restarted, evicted); ours is in its grace
+            self._refresh_later(key, redis_key, ttl_s, grace_s, compute)
+            return stale
         token = secrets.token_hex(16)
-        lock_ms = max(1, int(self.wait_s * 1000))
-        if self._client.set(lock_key, token, nx=True, px=lock_ms):
+        if self._client.set(lock_key, token, nx=True, px=self._lock_ms()):
             try:
                 frame = compute()
             except BaseException:
                 self._release(lock_key, token)
                 raise
-            self._store(redis_key, ttl_s, frame, lock_key, token)
-            return frame, ttl_s
+            self._local.put(key, ttl_s, frame, grace_s)
+            self._store(redis_key, ttl_s + grace_s, frame, lock_key, token)
+            return frame
         # Another worker is querying: wait for its answer, then query ourselves.
         deadline = time.monotonic() + self.wait_s  # real time: Redis's lock expires in it
         pause = 0.005
@@ -285,12 +254,51 @@ class RedisCache:
             pause = min(pause * 2, 0.05)
             found, locked = self._read(redis_key, lock_key)
             if found is not None:
-                return found
+                self._keep(key, found[0], found[1], grace_s)
+                return found[0]
             if not locked:  # it gave up (its query failed): no answer is coming
                 break
         frame = compute()
-        self._store(redis_key, ttl_s, frame)
-        return frame, ttl_s
+        self._local.put(key, ttl_s, frame, grace_s)
+        self._store(redis_key, ttl_s + grace_s, frame)
+        return frame
+
+    def _keep(self, key: Hashable, frame: pd.DataFrame, left_s: float, grace_s: float) -> None:
+        """The local copy of a value read from Redis, for the time it has left there."""
+        fresh_s = max(0.0, left_s - grace_s)
+        self._local.put(key, fresh_s, frame, left_s - fresh_s)
+
+    def _refresh_later(
+        self, key: Hashable, redis_key: str, ttl_s: float, grace_s: float, compute: Compute
+    ) -> None:
+        """One background refresh of a stale value, by the worker that gets the lock (the
+        others serve the stale value until the new one is in Redis)."""
+        lock_key = redis_key + ":lock"
+
+        def refresh() -> None:
+            token = secrets.token_hex(16)
+            locked = False
+            if not self._is_down():
+                try:
+                    if not self._client.set(lock_key, token, nx=True, px=self._lock_ms()):
+                        return  # another worker is refreshing it
+                    locked = True
+                except redis.RedisError as exc:
+                    self._went_down(exc)
+            try:
+                frame = compute()
+            except BaseException:
+                if locked:
+                    self._release(lock_key, token)
+                raise
+            self._local.put(key, ttl_s, frame, grace_s)
+            if locked:
+                self._store(redis_key, ttl_s + grace_s, frame, lock_key, token)
+
+        self._local.refresher.start(key, refresh)
+
+    def _lock_ms(self) -> int:
+        return max(1, int(self.wait_s * 1000))
 
     def _read(self, redis_key: str, lock_key: str) -> tuple[Found | None, bool]:
         """((frame, seconds left) or None, whether the lock is held): one round trip."""
@@ -316,14 +324,14 @@ class RedisCache:
     def _store(
         self,
         redis_key: str,
-        ttl_s: float,
+        keep_s: float,
         frame: pd.DataFrame,
         lock_key: str | None = None,
         token: str | None = None,
     ) -> None:
         try:
             pipe = self._client.pipeline(transaction=False)
-            pipe.set(redis_key, seal(self._secret, redis_key, frame), px=max(1, int(ttl_s * 1000)))
+            pipe.set(redis_key, seal(self._secret, redis_key, frame), px=max(1, int(keep_s * 1000)))
             if lock_key is not None and token is not None:
                 pipe.eval(_RELEASE_LUA, 1, lock_key, token)
             pipe.execute()
@@ -358,7 +366,12 @@ class RedisCache:
         if was_down:
             log.info("query cache %s reachable again", self.url)
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Waits for this worker's background refreshes (tests, benchmarks)."""
+        return self._local.wait_idle(timeout_s)
+
     def close(self) -> None:
+        self._local.close()
         self._client.close()
 
 

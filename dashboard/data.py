@@ -107,6 +107,7 @@ class DashboardData:
         hierarchy: Hierarchy | None = None,
         history: HistoryMap | None = None,
         cache: QueryCache | None = None,
+        grace_s: float | None = None,
     ) -> None:
         self.store = store
         self.metrics = dict(metrics)
@@ -122,6 +123,11 @@ class DashboardData:
         self.history = history
         # Answers kept cache_s seconds: this process's (default) or every worker's (Redis).
         self.cache: QueryCache = cache if cache is not None else LocalCache()
+        # Past cache_s an answer is served grace_s more while one background refresh fetches
+        # the next (dashboard/cache.py), so a screen on the refresh beat never waits for the
+        # store. None: max(cache_s, 2 beats), the beat taken as 2 × cache_s (build_context's
+        # cache_s = refresh_s / 2, up to 5 s); 0: an expired answer is recomputed inline.
+        self.grace_s = grace_s
 
     def metric(self, metric_id: str) -> MetricSettings:
         try:
@@ -246,4 +252,5 @@ class DashboardData:
         )
 
     def _cached(self, key: Hashable, query: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        return self.cache.get_or_compute(key, self.cache_s, query)
+        grace_s = 4 * self.cache_s if self.grace_s is None else self.grace_s
+        return self.cache.get_or_compute(key, self.cache_s, query, grace_s)

@@ -70,17 +70,14 @@ class DevicesView(NamedTuple):
 
 def _readings(ctx: DashboardContext) -> pd.DataFrame:
     """Every device's last values: one scan per refresh beat for every screen."""
-    return ctx.data.cache.get_or_compute(
+    return ctx.data._cached(
         ("dev_readings",),
-        ctx.data.cache_s,
         lambda: latest_readings(ctx.data.store, ctx.metrics, ctx.clock.now() - LOOKBACK),
     )
 
 
 def _unassigned(ctx: DashboardContext) -> pd.DataFrame:
-    return ctx.data.cache.get_or_compute(
-        ("dev_unassigned",), ctx.data.cache_s, lambda: read_unassigned(ctx.state_engine)
-    )
+    return ctx.data._cached(("dev_unassigned",), lambda: read_unassigned(ctx.state_engine))
 
 
 def _placed(ctx: DashboardContext, readings: pd.DataFrame) -> dict[str, str | None]:

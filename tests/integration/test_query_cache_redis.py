@@ -98,9 +98,11 @@ def worker(
     server: RedisServer,
     caches: list[RedisCache],
     cache_s: float = 30.0,
+    grace_s: float = 0.0,
     **options: Any,
 ) -> DashboardData:
-    """One dashboard worker: its own RedisCache (own connection and local copy)."""
+    """One dashboard worker: its own RedisCache (own connection and local copy); without
+    grace unless asked (stale-while-revalidate has tests of its own below)."""
     cache = RedisCache(server.url, PREFIX, SECRET, **options)
     caches.append(cache)
     return DashboardData(
@@ -111,6 +113,7 @@ def worker(
         scope=DANANG,
         cache_s=cache_s,
         cache=cache,
+        grace_s=grace_s,
     )
 
 
@@ -254,3 +257,71 @@ def test_a_failed_query_does_not_make_the_others_wait(
     assert sorted(outcomes) == ["rows 2", "the store failed this query"]
     assert store.calls == 2
     assert time.monotonic() - began < 2.0
+
+
+def test_a_stale_value_is_served_at_once_and_refreshed_once_for_all_workers(
+    sqlite: SqliteStore, redis_server: RedisServer, caches: list[RedisCache]
+) -> None:
+    store = CountingStore(sqlite, delay_s=0.5)
+    one, two = (worker(store, redis_server, caches, cache_s=0.3, grace_s=30.0) for _ in "12")
+    first = one.map_values("pm25")
+    client = redis.Redis.from_url(redis_server.url)
+    key = caches[0].redis_key(map_key())
+    assert 29_000 < client.pttl(key) <= 30_300  # kept for cache_s + grace_s
+    time.sleep(0.35)  # stale everywhere
+    began = time.monotonic()
+    pd.testing.assert_frame_equal(one.map_values("pm25"), first)
+    pd.testing.assert_frame_equal(two.map_values("pm25"), first)
+    pd.testing.assert_frame_equal(two.map_values("pm25"), first)
+    assert time.monotonic() - began < 0.3  # the store takes 0.5 s: nobody waited for it
+    assert all(cache.wait_idle(5) for cache in caches)
+    assert store.calls == 2  # one refresh, by the worker holding the lock
+    assert 29_000 < client.pttl(key) <= 30_300  # the refreshed value
+    client.close()
+    # Both workers now serve the fresh value (two from Redis), without a store query.
+    one.map_values("pm25")
+    two.map_values("pm25")
+    assert store.calls == 2
+
+
+def test_a_failed_refresh_keeps_serving_the_stale_value(
+    sqlite: SqliteStore,
+    redis_server: RedisServer,
+    caches: list[RedisCache],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = CountingStore(sqlite, fail_first=0)
+    one = worker(store, redis_server, caches, cache_s=0.2, grace_s=1.0)
+    first = one.map_values("pm25")
+    store.fail_first = 3  # calls 2 and 3 fail
+    time.sleep(0.25)
+    with caplog.at_level(logging.WARNING, logger="cityops.dashboard.cache"):
+        pd.testing.assert_frame_equal(one.map_values("pm25"), first)
+        assert caches[0].wait_idle(5)
+        other = worker(store, redis_server, caches, cache_s=0.2, grace_s=1.0)
+        pd.testing.assert_frame_equal(other.map_values("pm25"), first)  # still in Redis
+        assert caches[1].wait_idle(5)
+    assert store.calls == 3
+    failed = [r for r in caplog.records if "refreshing" in r.getMessage()]
+    assert failed
+    assert all(r.exc_info is None for r in failed)
+    time.sleep(1.0)  # past cache_s + grace_s: gone from Redis and from the local copies
+    assert len(other.map_values("pm25")) == 2  # computed inline: the store is back
+    assert store.calls == 4
+
+
+def test_stale_local_copy_is_served_while_redis_is_down(
+    sqlite: SqliteStore, redis_server: RedisServer, caches: list[RedisCache]
+) -> None:
+    store = CountingStore(sqlite, delay_s=0.3)
+    one = worker(store, redis_server, caches, cache_s=0.2, grace_s=30.0, retry_s=60.0)
+    first = one.map_values("pm25")
+    redis_server.kill()
+    time.sleep(0.25)
+    began = time.monotonic()
+    pd.testing.assert_frame_equal(one.map_values("pm25"), first)
+    assert time.monotonic() - began < 0.25  # a failed Redis read, not a store query
+    assert caches[0].wait_idle(5)
+    assert store.calls == 2  # refreshed in the background, into the local copy
+    one.map_values("pm25")
+    assert store.calls == 2
