@@ -240,6 +240,8 @@ def run_cases(
     modes = [m for m in MODES if m in args.only and (m != "redis" or redis_url)]
     cases: list[Case] = []
     for name, call in CALLBACKS.items():
+        if args.callbacks and name not in args.callbacks:
+            continue
         for screen in found:
             for mode in modes:
                 case = Case(name, screen.who, mode)
@@ -306,6 +308,8 @@ def query_table(cases: list[Case]) -> list[list[str]]:
     """Where a cold call's time goes: each store query, over every cold call."""
     cells = [["callback", "store query", "per call", "p50 ms", "p95 ms", "share of call time"]]
     for name in CALLBACKS:
+        if not any(c.callback == name for c in cases):
+            continue
         cold = [c for c in cases if c.mode == "cold" and c.callback == name]
         total = sum(sum(c.seconds) for c in cold)
         calls = sum(len(c.seconds) for c in cold)
@@ -339,6 +343,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis cache case")
     parser.add_argument("--only", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument(
+        "--callbacks", nargs="+", choices=list(CALLBACKS), help="only these (never --write)"
+    )
     parser.add_argument("--data-root", type=Path, default=ROOT)
     args = parser.parse_args()
     if args.quick:
@@ -397,7 +404,7 @@ def main() -> None:
     print_table(breakdown)
     if failures.messages:
         print(f"\n{len(failures.messages)} failures; first: {failures.messages[0]}")
-    if args.write:
+    if args.write and not args.callbacks:  # a partial run never replaces the whole table
         write_section(
             "Callbacks: server time on 30 days × 1,000 devices",
             [head, "", *markdown_table(cells), "", *markdown_table(breakdown)],
