@@ -54,6 +54,7 @@ def login_page(
 ) -> str:
     """The whole HTML document of the sign-in page."""
     other = "en" if lang == "vi" else "vi"
+    other_href = f"{action}?{urlencode({'lang': other, 'next': next_url})}"
     message = ""
     if error is not None:
         words = text(f"login_{error}", lang, minutes=minutes)
@@ -85,7 +86,7 @@ def login_page(
 <button type="submit">{escape(text("login_submit", lang))}</button>
 </form>
 <p class="login-help">{escape(text("login_help", lang))}</p>
-<p><a href="{escape(action)}?{escape(urlencode({"lang": other, "next": next_url}))}">{escape(text("login_other_lang", lang))}</a></p>
+<p><a href="{escape(other_href)}">{escape(text("login_other_lang", lang))}</a></p>
 </main>
 </body>
 </html>

@@ -369,8 +369,6 @@ def test_a_ward_officer_sees_only_their_ward(
     # A unit out of reach opens the officer's own instead.
     expect(page.locator(".panel-title")).to_have_text("Phường Hải Vân, Thành phố Đà Nẵng")
     page.goto(f"{dashboard_url}/area/commune/{CAM_LE}")
-    expect(page.locator(".unit-page")).to_contain_text(
-        f"Không có đơn vị hành chính mã {CAM_LE}"
-    )
+    expect(page.locator(".unit-page")).to_contain_text(f"Không có đơn vị hành chính mã {CAM_LE}")
     page.screenshot(path=str(SCREENSHOTS / "officer-unit-page-refused.png"))
     assert page_log.console_errors == []
