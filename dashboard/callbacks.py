@@ -26,6 +26,7 @@ from dashboard.auth import current_access
 from dashboard.context import DashboardContext
 from dashboard.devices import FRAME_COLUMNS
 from dashboard.i18n import format_clock, text
+from dashboard.kpi import RangeError, parse_range
 from dashboard.mapview import MapView
 from dashboard.navigation import apply_location, find_units, navigate, place_of, render_breadcrumb
 from dashboard.overview import range_options, render_overview_panel
@@ -266,6 +267,15 @@ def render_panel(
     )
 
 
+def _range_end(ctx: DashboardContext, period: object, first: object, last: object) -> datetime:
+    """Where the panel's range ends (now for a range that cannot be read)."""
+    now = ctx.clock.now()
+    try:
+        return parse_range(period, first, last, now, ctx.tz).end
+    except RangeError:
+        return now
+
+
 def register(app: dash.Dash, ctx: DashboardContext) -> None:
     """Bind the callbacks to ``app`` (per app, not the global registry: the factory may
     build several apps in one process, e.g. in tests)."""
@@ -406,9 +416,10 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         first: object,
         last: object,
     ) -> Any:
-        # A range is redrawn every few beats (its buckets change slowly), live every beat.
+        # A range is redrawn every few beats (its buckets change slowly), live every beat,
+        # chosen days wholly in the past never.
         if dash.ctx.triggered_id == ids.REFRESH and not refresh_due(
-            str(period), tick, ctx.clock.now(), ctx.clock.now()
+            str(period), tick, _range_end(ctx, period, first, last), ctx.clock.now()
         ):
             return no_update
         access = current_access()

@@ -28,6 +28,7 @@ add_texts(
         "pipe_kind": ("Loại", "Kind"),
         "pipe_last_write": ("Lần ghi cuối", "Last write"),
         "pipe_devices_24h": ("Thiết bị gửi trong 24 giờ", "Devices reporting in 24 h"),
+        "pipe_age": ("({minutes} phút trước)", "({minutes} min ago)"),
         "pipe_kinds_none": (
             "Chưa có dữ liệu nào được ghi trong 7 ngày qua",
             "Nothing was written in the last 7 days",
@@ -130,9 +131,6 @@ def _data_kind(kind: str) -> dict[str, Any]:
 def _age(age: timedelta, lang: str) -> str:
     minutes = max(0, round(age.total_seconds() / 60))
     return text("pipe_age", lang, minutes=format_number(minutes, lang))
-
-
-add_texts({"pipe_age": ("({minutes} phút trước)", "({minutes} min ago)")})
 
 
 def letters_table(frame: pd.DataFrame | None, *, lang: str, tz: ZoneInfo) -> Any:

@@ -17,7 +17,6 @@ import pandas as pd
 from core.types import UnitRef
 from dashboard.access import Access
 from dashboard.data import DashboardData
-from dashboard.devices import FRAME_COLUMNS
 from dashboard.frames import series_frame, unit_values_frame
 
 
@@ -74,7 +73,3 @@ class ScopedData:
         if self.access.sees_pipeline:
             return self.data.pipeline()
         return self.data.pipeline().iloc[0:0]
-
-
-def empty_devices() -> pd.DataFrame:
-    return pd.DataFrame(columns=list(FRAME_COLUMNS))
