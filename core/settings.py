@@ -19,8 +19,6 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -29,6 +27,11 @@ from pydantic import (
 )
 
 from core.errors import ConfigError
+from core.settings_alerts import AlertsSettings as AlertsSettings
+from core.settings_alerts import RosterEntry as RosterEntry
+from core.settings_base import Label as Label
+from core.settings_base import _Section
+from core.settings_rules import AlertRule as AlertRule
 from core.types import AGGREGATIONS, Aggregation, MetricRef
 
 ENV_PREFIX = "CITYOPS_"
@@ -38,20 +41,6 @@ REFORM_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PortOrZero = Annotated[int, Field(ge=0, le=65535)]  # 0 = pick a free port
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Label(_Section):
-    """A user-facing text in Vietnamese first, English second."""
-
-    vi: str
-    en: str
-
-    def get(self, lang: str) -> str:
-        return self.vi if lang == "vi" else self.en
 
 
 class SiteSettings(_Section):
@@ -389,41 +378,6 @@ class SimulatorSettings(_Section):
     seed: int = 2025
     client_id: str = "cityops-simulator"
     episode_commune: str | None = "20194"  # a commune given a pollution episode, so alerts fire
-
-
-class AlertRule(_Section):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    metric: str
-    level: str
-    op: Literal["above", "below"]
-    threshold: float
-    for_s: Annotated[int, Field(ge=0)] = 0
-    severity: Literal["info", "warning", "critical"] = "warning"
-    units: list[str] | None = None  # only these unit codes; None = every unit with data
-    lookback_s: Annotated[int, Field(gt=0)] = 900  # how far back a device's last value counts
-    title: Label | None = None
-
-
-class AlertsSettings(_Section):
-    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
-    recipients: list[str] = []
-    rules: list[AlertRule] = []
-
-    @field_validator("recipients")
-    @classmethod
-    def _emails(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
-                raise ValueError(f"must be e-mail addresses: {address!r}")
-        return value
-
-    @field_validator("rules")
-    @classmethod
-    def _unique_ids(cls, value: list[AlertRule]) -> list[AlertRule]:
-        ids = [rule.id for rule in value]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"must have unique rule ids ({ids})")
-        return value
 
 
 class SmtpSettings(_Section):
