@@ -1,11 +1,12 @@
-"""The records of :mod:`alerts.actions` (acknowledgements, silences, audit entries), its
-errors in Vietnamese and English, and the input checks. Pure: no database here."""
+"""The records of :mod:`alerts.actions` (acknowledgements, silences, notes, audit entries),
+its errors in Vietnamese and English, and the input checks. Pure: no database here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final, NamedTuple
 
 from layers.levels import Hierarchy
@@ -14,6 +15,9 @@ SILENCE_KINDS: Final = ("unit", "device", "rule")
 MAX_TEXT: Final = 1000  # a comment or a reason; longer is a paste gone wrong
 # A forgotten silence hides real alerts; a year typed as 2062 must not do that for decades.
 MAX_SILENCE: Final = timedelta(days=90)
+LOCAL_TIME_FORMAT: Final = "%d/%m/%Y %H:%M"  # how people read and type times: 30/11/2026 07:00
+_DURATION: Final = re.compile(r"(\d+)\s*([mhd])")
+_DURATION_UNITS: Final = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 class ActionError(Exception):
@@ -92,13 +96,43 @@ class Silence:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """What someone wrote about an episode: what was done, how it was resolved."""
+
+    id: int
+    key: AckKey
+    author: str
+    at: datetime
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     at: datetime
     actor: str
-    action: str  # "ack" | "unack" | "silence" | "cancel_silence"
+    action: str  # "ack" | "unack" | "note" | "silence" | "cancel_silence"
     target: str
     detail: dict[str, Any]
+
+
+SILENCE_FIELDS: Final = (
+    "id",
+    "kind",
+    "target",
+    "reason",
+    "author",
+    "starts_at",
+    "ends_at",
+    "created_at",
+    "cancelled_at",
+    "cancelled_by",
+)
+
+
+def silence_from_row(row: Any) -> Silence:
+    """A :class:`Silence` from a row mapping of ``alert_silences``."""
+    return Silence(**{name: row[name] for name in SILENCE_FIELDS})
 
 
 def covering(
@@ -147,3 +181,43 @@ def ack_key(rule_id: str, unit_code: str, episode: int) -> AckKey:
             f"the episode must be a positive integer: {episode!r}",
         )
     return AckKey(rule, unit, episode)
+
+
+def silence_duration(text: str) -> timedelta:
+    """ "30m", "2h", "1d", "1h30m" → how long a silence lasts: more than 0, at most
+    MAX_SILENCE. InvalidAction otherwise."""
+    cleaned = text.strip().lower() if isinstance(text, str) else ""
+    if not cleaned or _DURATION.sub("", cleaned).strip():
+        raise InvalidAction(
+            f"thời lượng phải như 30m, 2h, 1d: {text!r}",
+            f"a duration must look like 30m, 2h or 1d: {text!r}",
+        )
+    found = sum(
+        (
+            timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+            for amount, unit in _DURATION.findall(cleaned)
+        ),
+        timedelta(),
+    )
+    if not timedelta(0) < found <= MAX_SILENCE:
+        days = MAX_SILENCE.days
+        raise InvalidAction(
+            f"thời lượng phải dài hơn 0 và tối đa {days} ngày: {text!r}",
+            f"a duration must be longer than 0 and {days} days at most: {text!r}",
+        )
+    return found
+
+
+def local_time(text: str, zone: tzinfo) -> datetime:
+    """ "30/11/2026 07:00" (or "2026-11-30 07:00"), a wall-clock time in ``zone`` → the
+    aware UTC moment. InvalidAction when it is not such a time."""
+    for layout in (LOCAL_TIME_FORMAT, "%Y-%m-%d %H:%M"):
+        try:
+            wall = datetime.strptime(" ".join(str(text).split()), layout)
+        except ValueError:
+            continue
+        return wall.replace(tzinfo=zone).astimezone(UTC)
+    raise InvalidAction(
+        f"giờ phải như 30/11/2026 07:00 (giờ địa phương): {text!r}",
+        f"a time must look like 30/11/2026 07:00 (local time): {text!r}",
+    )

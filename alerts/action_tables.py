@@ -1,5 +1,10 @@
-"""The tables of alert acknowledgements, silences and the audit log, and their migration
-steps (component ``"alert_actions"``, docs/design/011). Used by :mod:`alerts.actions`."""
+"""The tables of alert acknowledgements, silences, notes and the audit log, and their
+migration steps (component ``"alert_actions"``, docs/design/011). Used by
+:mod:`alerts.actions`.
+
+    version 1  alert_acknowledgements, alert_silences, audit_log
+    version 2  alert_notes (what was done about an episode, e.g. how it was resolved)
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,18 @@ audit_log = Table(
     Column("detail", Text, nullable=False),  # JSON object
 )
 
+notes = Table(
+    "alert_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Text, nullable=False),
+    Column("unit_code", Text, nullable=False),
+    Column("episode", Integer, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+)
+
 
 def _v1_acks_silences_audit(connection: Connection) -> None:
     # Spelled out, not the module's tables: those follow the newest version, and a
@@ -103,4 +120,26 @@ def _v1_acks_silences_audit(connection: Connection) -> None:
     v1.create_all(connection)
 
 
-MIGRATIONS: Final[Sequence[Step]] = (_v1_acks_silences_audit,)
+def _v2_notes(connection: Connection) -> None:
+    v2 = MetaData()  # spelled out too, for the same reason
+    episode_notes = Table(
+        "alert_notes",
+        v2,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rule_id", Text, nullable=False),
+        Column("unit_code", Text, nullable=False),
+        Column("episode", Integer, nullable=False),
+        Column("author", Text, nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("text", Text, nullable=False),
+    )
+    Index(
+        "alert_notes_key",
+        episode_notes.c.rule_id,
+        episode_notes.c.unit_code,
+        episode_notes.c.episode,
+    )
+    v2.create_all(connection)
+
+
+MIGRATIONS: Final[Sequence[Step]] = (_v1_acks_silences_audit, _v2_notes)

@@ -1,4 +1,4 @@
-"""What people do about alerts: acknowledgements, silences, and the audit log of both.
+"""What people do about alerts: acknowledgements, notes, silences, and the audit log.
 
 No Dash here: the alerts console (dashboard/alerts_data.py) checks who may act on which
 unit and then calls :class:`AlertActions`; the alert engine asks :meth:`silenced` before
@@ -9,10 +9,12 @@ an e-mail goes out. Tables in the SQL state database under the migration runner
   (rule, unit); withdrawing it sets ``withdrawn_at``/``withdrawn_by`` and keeps the row, so
   the history stays. The current acknowledgement of an episode is its latest row not
   withdrawn.
+- ``alert_notes``: what someone wrote about an episode (what was done, how it was
+  resolved); added, never changed.
 - ``alert_silences``: a unit (and everything inside it), a device or a rule, muted from
   ``starts_at`` until ``ends_at`` unless cancelled first (kept, with who cancelled).
-- ``audit_log``: every acknowledge, withdrawal, silence and cancellation, written in the
-  same transaction as the change itself: an action is recorded and audited, or neither.
+- ``audit_log``: every acknowledge, withdrawal, note, silence and cancellation, written in
+  the same transaction as the change itself: an action is recorded and audited, or neither.
 """
 
 from __future__ import annotations
@@ -22,13 +24,24 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    RowMapping,
+    Table,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.action_records import (
     MAX_SILENCE,
+    SILENCE_FIELDS,
     SILENCE_KINDS,
     Ack,
     AckKey,
@@ -36,14 +49,23 @@ from alerts.action_records import (
     AuditEntry,
     InvalidAction,
     NoSuchSilence,
+    Note,
     Silence,
     ack_key,
     aware,
     bounded,
     covering,
     required,
+    silence_from_row,
 )
-from alerts.action_tables import COMPONENT, MIGRATIONS, acknowledgements, audit_log, silences
+from alerts.action_tables import (
+    COMPONENT,
+    MIGRATIONS,
+    acknowledgements,
+    audit_log,
+    notes,
+    silences,
+)
 from core.clock import SystemClock
 from core.errors import RetryableError
 from core.migrate import migrate
@@ -60,13 +82,14 @@ __all__ = [
     "AuditEntry",
     "InvalidAction",
     "NoSuchSilence",
+    "Note",
     "Silence",
     "covering",
 ]
 
 
 class AlertActions:
-    """Acknowledgements, silences and their audit in the SQL state database.
+    """Acknowledgements, notes, silences and their audit in the SQL state database.
 
     Input errors raise :class:`InvalidAction` (a ValueError, in both languages); database
     errors become :class:`~core.errors.RetryableError` (the database is down or busy).
@@ -171,26 +194,66 @@ class AlertActions:
 
     def acks(self, keys: Iterable[AckKey | tuple[str, str, int]]) -> dict[AckKey, Ack]:
         """The current acknowledgement of each episode that has one."""
+        current = acknowledgements.c.withdrawn_at.is_(None)
+        found: dict[AckKey, Ack] = {}
+        for row in self._by_episode(acknowledgements, keys, "read acknowledgements", current):
+            # Ascending id: the latest acknowledgement of an episode stays.
+            key = AckKey(row["rule_id"], row["unit_code"], row["episode"])
+            found[key] = Ack(key, row["acked_by"], row["acked_at"], row["comment"])
+        return found
+
+    def _by_episode(
+        self,
+        table: Table,
+        keys: Iterable[AckKey | tuple[str, str, int]],
+        doing: str,
+        *conditions: ColumnElement[bool],
+    ) -> list[RowMapping]:
+        """The rows of ``table`` about these episodes (and ``conditions``), oldest first."""
         wanted = sorted({AckKey(*key) for key in keys})
         if not wanted:
-            return {}
-        columns = acknowledgements.c
-        found: dict[AckKey, Ack] = {}
-        with self._transaction("read acknowledgements") as connection:
+            return []
+        episode = tuple_(table.c.rule_id, table.c.unit_code, table.c.episode)
+        found: list[RowMapping] = []
+        with self._transaction(doing) as connection:
             # Chunks keep the statement's parameters well under SQLite's limit.
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                rows = connection.execute(
-                    select(acknowledgements)
-                    .where(
-                        tuple_(columns.rule_id, columns.unit_code, columns.episode).in_(chunk),
-                        columns.withdrawn_at.is_(None),
-                    )
-                    .order_by(columns.id)
-                ).mappings()
-                for row in rows:  # ascending id: the latest one stays
-                    key = AckKey(row["rule_id"], row["unit_code"], row["episode"])
-                    found[key] = Ack(key, row["acked_by"], row["acked_at"], row["comment"])
+                query = select(table).where(episode.in_(wanted[start : start + 500]), *conditions)
+                found.extend(connection.execute(query).mappings())
+        return sorted(found, key=lambda row: int(row["id"]))
+
+    # -- notes -----------------------------------------------------------------------
+
+    def add_note(self, rule_id: str, unit_code: str, episode: int, actor: str, text: str) -> Note:
+        """Write down what was done about an episode (open or over), e.g. how it was
+        resolved. Notes are only ever added."""
+        key = ack_key(rule_id, unit_code, episode)
+        actor = required(actor, "người thực hiện", "the actor")
+        text = bounded(required(text, "nội dung ghi chú", "the note's text"), "ghi chú", "note")
+        now = self._clock.now()
+        with self._transaction("record a note") as connection:
+            note_id = connection.execute(
+                insert(notes).returning(notes.c.id),
+                {**key._asdict(), "author": actor, "at": now, "text": text},
+            ).scalar_one()
+            self._audit(
+                connection,
+                now,
+                actor,
+                "note",
+                f"{key.rule_id}/{key.unit_code}",
+                {"episode": key.episode, "note_id": note_id, "text": text},
+            )
+        return Note(int(note_id), key, actor, now, text)
+
+    def notes(self, keys: Iterable[AckKey | tuple[str, str, int]]) -> dict[AckKey, list[Note]]:
+        """The notes of each episode that has some, oldest first."""
+        found: dict[AckKey, list[Note]] = {}
+        for row in self._by_episode(notes, keys, "read notes"):
+            key = AckKey(row["rule_id"], row["unit_code"], row["episode"])
+            found.setdefault(key, []).append(
+                Note(row["id"], key, row["author"], row["at"], row["text"])
+            )
         return found
 
     # -- silences --------------------------------------------------------------------
@@ -228,7 +291,7 @@ class AlertActions:
                 f"chỉ được tạm tắt tối đa {days} ngày", f"a silence may last {days} days at most"
             )
         made = Silence(0, kind, target, reason, actor, start, end, created_at=now)
-        values = {name: getattr(made, name) for name in _SILENCE_FIELDS if name != "id"}
+        values = {name: getattr(made, name) for name in SILENCE_FIELDS if name != "id"}
         with self._transaction("record a silence") as connection:
             silence_id = connection.execute(
                 insert(silences).returning(silences.c.id), values
@@ -252,7 +315,7 @@ class AlertActions:
         query = select(silences).where(silences.c.id == silence_id)
         with self._transaction("read a silence") as connection:
             row = connection.execute(query).mappings().one_or_none()
-        return None if row is None else _silence(row)
+        return None if row is None else silence_from_row(row)
 
     def cancel_silence(self, silence_id: int, actor: str) -> Silence:
         """End a silence now. NoSuchSilence when there is none with this id, InvalidAction
@@ -271,7 +334,7 @@ class AlertActions:
                 raise NoSuchSilence(
                     f"không có lệnh tạm tắt số {silence_id}", f"there is no silence {silence_id}"
                 )
-            found = _silence(row)
+            found = silence_from_row(row)
             if found.cancelled_at is not None or found.ends_at <= now:
                 raise InvalidAction(
                     f"lệnh tạm tắt số {silence_id} đã kết thúc", f"silence {silence_id} is over"
@@ -304,7 +367,13 @@ class AlertActions:
             .order_by(silences.c.ends_at, silences.c.id)
         )
         with self._transaction("read the silences") as connection:
-            return [_silence(row) for row in connection.execute(query).mappings()]
+            return [silence_from_row(row) for row in connection.execute(query).mappings()]
+
+    def recent_silences(self, limit: int = 100) -> list[Silence]:
+        """Every silence, over or cancelled too, the latest made first."""
+        query = select(silences).order_by(silences.c.id.desc()).limit(max(1, limit))
+        with self._transaction("read the silences") as connection:
+            return [silence_from_row(row) for row in connection.execute(query).mappings()]
 
     def silenced(
         self,
@@ -348,21 +417,3 @@ class AlertActions:
             )
             for row in rows
         ]
-
-
-_SILENCE_FIELDS: Final = (
-    "id",
-    "kind",
-    "target",
-    "reason",
-    "author",
-    "starts_at",
-    "ends_at",
-    "created_at",
-    "cancelled_at",
-    "cancelled_by",
-)
-
-
-def _silence(row: Any) -> Silence:
-    return Silence(**{name: row[name] for name in _SILENCE_FIELDS})

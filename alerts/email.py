@@ -28,7 +28,9 @@ _OWN_HEADERS = {"from", "to", "subject", "content-type", "mime-version"}
 
 def build_message(notification: Notification, sender: str) -> EmailMessage:
     """UTF-8 text, plus an HTML alternative when there is one; the notification's headers
-    (Message-ID, Date, X-CityOps-Alert ...) are copied as given."""
+    (Message-ID, Date, X-CityOps-Alert ...) are copied as given. With images the HTML
+    alternative becomes multipart/related: the HTML, then each PNG as an inline part with
+    its Content-ID (the HTML shows it as ``src="cid:<id>"``); the text part is unchanged."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(notification.recipients)
@@ -41,6 +43,17 @@ def build_message(notification: Notification, sender: str) -> EmailMessage:
     message.set_content(notification.body_text, charset="utf-8")
     if notification.body_html is not None:
         message.add_alternative(notification.body_html, subtype="html", charset="utf-8")
+        html_part = message.get_body(("html",))
+        assert html_part is not None  # just added
+        for content_id, png in notification.images.items():
+            html_part.add_related(
+                png,
+                maintype="image",
+                subtype="png",
+                cid=f"<{content_id}>",
+                disposition="inline",
+                filename=f"{content_id.partition('@')[0]}.png",
+            )
     return message
 
 

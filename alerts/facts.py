@@ -43,6 +43,16 @@ def parse_event_kind(key: str) -> tuple[EventKind, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationKey:
+    """One event of one episode (``notification_log``'s unique key): recorded once."""
+
+    rule_id: str
+    unit_code: str
+    episode: int
+    kind: str  # event_kind_key(): "firing", "resolved", "reminder-2", "escalation-1"
+
+
+@dataclass(frozen=True, slots=True)
 class AlertFacts:
     """One event, with the texts the e-mail shows already worded (vi and en) by the rule's
     type (alerts/rule_text.py), so the renderer needs no rule knowledge."""
@@ -81,7 +91,7 @@ class AlertFacts:
         for name in ("since", "fired_at", "resolved_at", "evaluated_at"):
             value = data[name]
             data[name] = value.isoformat() if value is not None else None
-        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+        return json.dumps(data, ensure_ascii=False, sort_keys=True, default=_plain)
 
     @classmethod
     def from_json(cls, text: str) -> AlertFacts:
@@ -93,6 +103,12 @@ class AlertFacts:
                 data[name] = datetime.fromisoformat(data[name])
         data["parents"] = tuple(data["parents"])
         return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Label):
+        return value.model_dump()
+    raise TypeError(f"not JSON: {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

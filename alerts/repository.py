@@ -1,87 +1,61 @@
-"""Alert state and the notification log (the outbox) in the SQL state database.
+"""Alert state and the event log in the SQL state database (tables: alerts/delivery_tables.py).
 
-SQLAlchemy Core on its own MetaData; SQLite and PostgreSQL. The service writes each
-evaluation's states **and** the e-mails they call for in one transaction (status
-"pending"); the pipeline sends and then marks them "sent" (or "failed" for good). So a
-restart neither loses an e-mail (a pending row is sent on the next run) nor repeats one
-(a state that was firing stays firing, and a (rule, unit, episode, kind) row exists once:
-the unique constraint is the dedup key). The only window left is a crash after the SMTP
-server took the message and before it was marked sent: that e-mail goes again, with the
-same Message-ID, so mail clients show it once.
+SQLAlchemy Core; SQLite and PostgreSQL. Each evaluation writes its states **and** the
+events they call for (a firing, a resolved; later escalations and reminders) in one
+transaction, each event as a ``notification_log`` row with status "pending" and the
+AlertFacts the e-mail will say. The delivery steps (alerts/outbox.py) take it from there.
+A (rule, unit, episode, kind) event exists once: the unique constraint is the dedup key,
+so an evaluation repeated after a crash adds nothing.
+
+Event statuses: pending → routed (recipients chosen) | silenced → pending or suppressed
+(alerts/silencing.py) | dropped (``status_reason`` says why: acknowledged before it went
+out, nobody to tell). Rows from before the delivery outbox may say sent or failed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    UniqueConstraint,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from alerts.stages import Delivery, LogStatus, NotificationKey
+from alerts.delivery_tables import (
+    COMPONENT,
+    EVENT_STATUSES,
+    MIGRATIONS,
+    alert_states,
+    metadata,
+    notification_log,
+)
+from alerts.facts import AlertFacts, NotificationKey, event_kind_key
 from alerts.state import STATE_NAMES, AlertState, StateName, Transition
-from core.db import UtcDateTime
 from core.errors import PermanentError, RetryableError
-from core.types import Notification
+from core.migrate import migrate
+from core.ports import Clock
 
-metadata = MetaData()
-
-alert_states = Table(
+__all__ = [
+    "AlertRepository",
+    "EventKey",
+    "EventRow",
+    "NotificationKey",
     "alert_states",
-    metadata,
-    Column("rule_id", Text, primary_key=True),
-    Column("unit_code", Text, primary_key=True),
-    Column("state", Text, nullable=False),
-    Column("since", UtcDateTime, nullable=False),
-    Column("value", Float, nullable=True),
-    Column("last_eval", UtcDateTime, nullable=False),
-    Column("fired_at", UtcDateTime, nullable=True),
-    Column("active_at", UtcDateTime, nullable=True),
-    Column("resolved_at", UtcDateTime, nullable=True),
-    Column("episode", Integer, nullable=False),
-    Column("error", Text, nullable=True),
-)
-
-notification_log = Table(
+    "metadata",
     "notification_log",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("rule_id", Text, nullable=False),
-    Column("unit_code", Text, nullable=False),
-    Column("episode", Integer, nullable=False),
-    Column("kind", Text, nullable=False),
-    Column("status", Text, nullable=False, index=True),
-    Column("reason", Text, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("sent_at", UtcDateTime, nullable=True),
-    Column("last_attempt_at", UtcDateTime, nullable=True),
-    Column("attempts", Integer, nullable=False),
-    Column("last_error", Text, nullable=True),
-    Column("recipients", Text, nullable=False),  # JSON list
-    Column("subject", Text, nullable=False),
-    Column("body_text", Text, nullable=False),
-    Column("body_html", Text, nullable=True),
-    Column("headers", Text, nullable=False),  # JSON object
-    UniqueConstraint(
-        "rule_id", "unit_code", "episode", "kind", name="notification_log_once_per_episode"
-    ),
-)
+]
+
+log = logging.getLogger("cityops.alerts.repository")
+
+# (rule_id, unit_code, episode, kind key): one event, recorded once.
+EventKey = NotificationKey
+
+ID_CHUNK = 500  # ids per IN (...): well under SQLite's parameter limit
 
 _STATE_COLUMNS = (
     "state",
@@ -96,6 +70,21 @@ _STATE_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One event of the log. ``facts`` is None for rows from before the delivery outbox
+    (or unreadable ones): nothing can be written from them."""
+
+    id: int
+    rule_id: str
+    unit_code: str
+    episode: int
+    kind: str  # "firing", "resolved", "reminder-2", "escalation-1"
+    facts: AlertFacts | None
+    created_at: datetime
+    status: str
+
+
 def _database_error(exc: SQLAlchemyError, doing: str) -> RetryableError | PermanentError:
     message = f"state database could not {doing}: {exc}"
     if isinstance(exc, DBAPIError) and (
@@ -105,49 +94,88 @@ def _database_error(exc: SQLAlchemyError, doing: str) -> RetryableError | Perman
     return PermanentError(message)
 
 
+@contextmanager
+def transaction(engine: Engine, doing: str) -> Iterator[Connection]:
+    """``engine.begin()`` with database errors as RetryableError or PermanentError."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        raise _database_error(exc, doing) from exc
+
+
+def insert_for(engine: Engine) -> Callable[..., Any]:
+    """The dialect's INSERT (with ON CONFLICT); SQLite and PostgreSQL only."""
+    dialect = engine.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        raise PermanentError(f"alert state needs SQLite or PostgreSQL, not {dialect}")
+    return sqlite.insert if dialect == "sqlite" else postgresql.insert
+
+
+def chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), ID_CHUNK):
+        yield unique[start : start + ID_CHUNK]
+
+
+def parse_facts(text: str | None, row_id: int) -> AlertFacts | None:
+    if text is None:
+        return None
+    try:
+        return AlertFacts.from_json(text)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("notification_log row %d has unreadable facts: %s", row_id, exc)
+        return None
+
+
 class AlertRepository:
-    """alert_states + notification_log. Database errors become RetryableError
-    (unreachable, locked) or PermanentError."""
+    """alert_states + the event log. Database errors become RetryableError (unreachable,
+    locked) or PermanentError."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self._engine = engine
-        dialect = engine.dialect.name
-        if dialect not in ("sqlite", "postgresql"):
-            raise PermanentError(f"alert state needs SQLite or PostgreSQL, not {dialect}")
-        self._insert: Callable[..., Any] = (
-            sqlite.insert if dialect == "sqlite" else postgresql.insert
-        )
-
-    @contextmanager
-    def _transaction(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            raise _database_error(exc, doing) from exc
+        self._clock = clock
+        self._insert = insert_for(engine)
 
     def create_schema(self) -> None:
-        """Create the tables if missing. Called once when the service starts."""
-        with self._transaction("create the alert tables") as connection:
-            metadata.create_all(connection)
+        """Bring the alert tables up to date (core.migrate; several processes at once are
+        fine). Called once when the service starts."""
+        try:
+            migrate(self._engine, COMPONENT, MIGRATIONS, self._clock)
+        except SQLAlchemyError as exc:
+            raise _database_error(exc, "create the alert tables") from exc
 
     # -- alert states ---------------------------------------------------------------
 
     def load_states(self, rule_id: str) -> dict[str, AlertState]:
         """Every unit's state for one rule, by unit code."""
         query = select(alert_states).where(alert_states.c.rule_id == rule_id)
-        with self._transaction(f"read the states of rule {rule_id}") as connection:
+        with transaction(self._engine, f"read the states of rule {rule_id}") as connection:
             rows = connection.execute(query).mappings().all()
         return {row["unit_code"]: _state_from_row(row) for row in rows}
 
+    def open_episodes(self) -> list[AlertState]:
+        """States whose firing episode is open (``fired_at`` set), by rule and unit."""
+        query = (
+            select(alert_states)
+            .where(alert_states.c.fired_at.is_not(None))
+            .order_by(alert_states.c.rule_id, alert_states.c.unit_code)
+        )
+        with transaction(self._engine, "read the open alert episodes") as connection:
+            return [_state_from_row(row) for row in connection.execute(query).mappings()]
+
     def save(
-        self, transitions: Sequence[Transition], outbox: Sequence[Delivery], *, now: datetime
+        self,
+        transitions: Sequence[Transition],
+        events: Sequence[tuple[EventKey, AlertFacts]],
+        *,
+        now: datetime,
     ) -> list[int]:
-        """In one transaction: the new states, and the e-mails they call for as pending
-        rows. Returns the ids of the rows created (an e-mail already in the log for the
+        """In one transaction: the new states, and the events they call for as pending
+        rows. Returns the ids of the rows created (an event already in the log under the
         same key is not added again)."""
-        created: list[int] = []
-        with self._transaction(f"save {len(transitions)} alert states") as connection:
+        rows = [_event_row(key, facts, now) for key, facts in events]
+        with transaction(self._engine, f"save {len(transitions)} alert states") as connection:
             if transitions:
                 statement = self._insert(alert_states)
                 statement = statement.on_conflict_do_update(
@@ -155,71 +183,110 @@ class AlertRepository:
                     set_={name: statement.excluded[name] for name in _STATE_COLUMNS},
                 )
                 connection.execute(statement, [_state_row(t.current) for t in transitions])
-            for delivery in outbox:
-                statement = (
-                    self._insert(notification_log)
-                    .values(_log_row(delivery, now))
-                    .on_conflict_do_nothing(
-                        index_elements=["rule_id", "unit_code", "episode", "kind"]
-                    )
-                    .returning(notification_log.c.id)
-                )
-                row_id = connection.execute(statement).scalar_one_or_none()
-                if row_id is not None:
-                    created.append(int(row_id))
+            return self._add(connection, rows)
+
+    def add_events(
+        self, events: Sequence[tuple[EventKey, AlertFacts]], *, now: datetime
+    ) -> list[int]:
+        """Escalation and reminder events, as :meth:`save` records events (one transaction,
+        an existing key is not added again); returns the ids of the rows created."""
+        rows = [_event_row(key, facts, now) for key, facts in events]
+        with transaction(self._engine, f"record {len(rows)} alert events") as connection:
+            return self._add(connection, rows)
+
+    def _add(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+        created: list[int] = []
+        for row in rows:
+            statement = (
+                self._insert(notification_log)
+                .values(row)
+                .on_conflict_do_nothing(index_elements=["rule_id", "unit_code", "episode", "kind"])
+                .returning(notification_log.c.id)
+            )
+            row_id = connection.execute(statement).scalar_one_or_none()
+            if row_id is not None:
+                created.append(int(row_id))
         return created
 
-    # -- notification log -------------------------------------------------------------
+    # -- events ----------------------------------------------------------------------
 
-    def pending(self, limit: int = 500) -> list[Delivery]:
-        """E-mails recorded and not yet sent, oldest first (a firing before its resolved)."""
+    def pending_events(self, limit: int = 500) -> list[EventRow]:
+        """Events waiting to be routed, oldest first (a firing before its resolved)."""
         query = (
             select(notification_log)
             .where(notification_log.c.status == "pending")
             .order_by(notification_log.c.id)
             .limit(limit)
         )
-        with self._transaction("read the outbox") as connection:
-            rows = connection.execute(query).mappings().all()
-        return [_delivery_from_row(row) for row in rows]
+        with transaction(self._engine, "read the pending alert events") as connection:
+            return [event_from_row(row) for row in connection.execute(query).mappings()]
 
-    def status(self, key: NotificationKey) -> LogStatus | None:
-        query = select(notification_log.c.status).where(
-            notification_log.c.rule_id == key.rule_id,
-            notification_log.c.unit_code == key.unit_code,
-            notification_log.c.episode == key.episode,
-            notification_log.c.kind == key.kind,
-        )
-        with self._transaction("read the notification log") as connection:
-            found = connection.execute(query).scalar_one_or_none()
-        return cast(LogStatus | None, found)
-
-    def record_outcome(self, delivery: Delivery, now: datetime) -> None:
-        """sent and failed are final; deferred stays pending with its error and attempts."""
-        if delivery.log_id is None:
-            raise ValueError(f"delivery {delivery.key} has no log row")
-        values: dict[str, Any] = {
-            "attempts": delivery.attempts,
-            "last_attempt_at": now,
-            "last_error": delivery.error,
-        }
-        if delivery.outcome == "sent":
-            values |= {"status": "sent", "sent_at": now}
-        elif delivery.outcome == "failed":
-            values |= {"status": "failed"}
-        statement = (
-            update(notification_log).where(notification_log.c.id == delivery.log_id).values(values)
-        )
-        with self._transaction("record a notification outcome") as connection:
-            connection.execute(statement)
+    def set_event_status(self, ids: Sequence[int], status: str, reason: str | None = None) -> None:
+        """Move events that are still pending to ``status`` (with ``reason``, e.g. why
+        dropped); events no longer pending are left as they are."""
+        if status not in EVENT_STATUSES:
+            raise ValueError(f"event status must be one of {', '.join(EVENT_STATUSES)}: {status}")
+        log_c = notification_log.c
+        with transaction(self._engine, f"mark {len(ids)} alert events {status}") as connection:
+            for chunk in chunks(ids):
+                connection.execute(
+                    update(notification_log)
+                    .where(log_c.id.in_(chunk), log_c.status == "pending")
+                    .values(status=status, status_reason=reason)
+                )
 
     def log_entries(self, rule_id: str | None = None) -> list[dict[str, Any]]:
-        """The log, oldest first, for the CLI and tests."""
+        """The log, oldest first, for the CLI and tests; ``facts`` as AlertFacts (or None)."""
         query = select(notification_log).order_by(notification_log.c.id)
         if rule_id is not None:
             query = query.where(notification_log.c.rule_id == rule_id)
-        with self._transaction("read the notification log") as connection:
-            return [dict(row) for row in connection.execute(query).mappings().all()]
+        with transaction(self._engine, "read the notification log") as connection:
+            rows = connection.execute(query).mappings().all()
+        return [{**row, "facts": parse_facts(row["facts"], row["id"])} for row in rows]
+
+
+def event_from_row(row: Any) -> EventRow:
+    return EventRow(
+        id=int(row["id"]),
+        rule_id=row["rule_id"],
+        unit_code=row["unit_code"],
+        episode=int(row["episode"]),
+        kind=row["kind"],
+        facts=parse_facts(row["facts"], row["id"]),
+        created_at=row["created_at"],
+        status=row["status"],
+    )
+
+
+def facts_to_json(facts: AlertFacts) -> str:
+    return facts.to_json()
+
+
+def summary(facts: AlertFacts) -> str:
+    """One line for the log: "Bụi mịn PM2.5 ở mức Xấu — Phường Hải Vân, Thành phố Đà Nẵng"."""
+    return " ".join(f"{facts.title.vi} — {facts.unit_name.vi}".split())
+
+
+def _event_row(key: EventKey, facts: AlertFacts, now: datetime) -> dict[str, Any]:
+    named = (key.rule_id, key.unit_code, key.episode)
+    if named != facts.key or key.kind != event_kind_key(facts.kind, facts.step):
+        raise ValueError(f"event {key} does not match its facts {facts.key} {facts.kind}")
+    return {
+        "rule_id": key.rule_id,
+        "unit_code": key.unit_code,
+        "episode": key.episode,
+        "kind": key.kind,
+        "status": "pending",
+        "reason": facts.kind,
+        "created_at": now,
+        "attempts": 0,
+        "recipients": "[]",
+        "subject": summary(facts),
+        "body_text": "",
+        "body_html": None,
+        "headers": json.dumps({}),
+        "facts": facts_to_json(facts),
+    }
 
 
 def _state_row(state: AlertState) -> dict[str, Any]:
@@ -247,35 +314,3 @@ def _state_from_row(row: Any) -> AlertState:
         episode=row["episode"],
         error=row["error"],
     )
-
-
-def _log_row(delivery: Delivery, now: datetime) -> dict[str, Any]:
-    note = delivery.notification
-    return {
-        "rule_id": delivery.key.rule_id,
-        "unit_code": delivery.key.unit_code,
-        "episode": delivery.key.episode,
-        "kind": delivery.key.kind,
-        "status": "pending",
-        "reason": note.reason,
-        "created_at": now,
-        "attempts": delivery.attempts,
-        "recipients": json.dumps(list(note.recipients)),
-        "subject": note.subject,
-        "body_text": note.body_text,
-        "body_html": note.body_html,
-        "headers": json.dumps(dict(note.headers), ensure_ascii=False),
-    }
-
-
-def _delivery_from_row(row: Any) -> Delivery:
-    notification = Notification(
-        recipients=tuple(json.loads(row["recipients"])),
-        subject=row["subject"],
-        body_text=row["body_text"],
-        body_html=row["body_html"],
-        reason=row["reason"],
-        headers=json.loads(row["headers"]),
-    )
-    key = NotificationKey(row["rule_id"], row["unit_code"], row["episode"], row["kind"])
-    return Delivery(key, notification, log_id=row["id"], attempts=row["attempts"])

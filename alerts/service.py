@@ -1,35 +1,65 @@
-"""The alert engine: every ``alerts.interval_s``, each rule is evaluated on the store, its
-states move, and the e-mails they call for go through the outbox and the pipeline.
+"""The alert engine: every ``alerts.interval_s`` the evaluator holding the lease evaluates
+each rule on the store, records the states and the events they call for (one
+transaction), then escalates, routes, groups and sends (alerts/dispatch.py).
 
-Thin wiring around the pure parts (evaluate, state, render). Failures stay local: a store
+Several evaluators may run for safety: only the lease holder (alerts/leader.py) does a
+round; the others wait and take over when its lease runs out. Failures stay local: a store
 error puts that rule's units in "error" (no e-mail) and the other rules go on; an SMTP
-outage leaves e-mails pending in the outbox, sent when the server answers again.
+outage leaves e-mails in the outbox, retried with backoff until the server takes them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from alerts.evaluate import Result, evaluate
-from alerts.render import AlertContext, render
+from alerts.actions import AlertActions
+from alerts.dispatch import Dispatcher, SendReport
+from alerts.evaluate import Result
+from alerts.event_facts import facts_for
+from alerts.facts import AlertFacts, NotificationKey
+from alerts.leader import Lease
+from alerts.links import AckSigner
+from alerts.outbox import Outbox
+from alerts.places import Places
 from alerts.repository import AlertRepository
+from alerts.roster import Roster
+from alerts.rules import results_for
 from alerts.silencing import Silencing
-from alerts.stages import Delivery, NotificationKey, Pipeline, RetryPolicy, build_pipeline
 from alerts.state import AlertKey, Transition, transition
 from core.clock import SystemClock
 from core.errors import CityOpsError, PermanentError
 from core.ports import Clock, Notifier, Store
-from core.settings import AlertRule, Label, Settings
+from core.settings import AlertRule, Settings
 
 log = logging.getLogger("cityops.alerts.service")
 
-UnitName = Callable[[str, str], str]  # (code, lang) → "Phường Hải Vân, Thành phố Đà Nẵng"
+LEASE_NAME = "alert-evaluator"
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class RoundReport:
+    """What one round did (for logs, tests and the benchmark)."""
+
+    leader: bool
+    transitions: list[Transition] = field(default_factory=list)
+    escalations: int = 0
+    routed: int = 0
+    emails: int = 0
+    sent: SendReport = field(default_factory=SendReport)
 
 
 class AlertService:
@@ -43,76 +73,122 @@ class AlertService:
         engine: Engine,
         notifier: Notifier,
         *,
-        unit_name: UnitName,
+        places: Places,
+        roster: Roster | None = None,
+        signer: AckSigner | None = None,
         clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        holder: str | None = None,
         silencing: Silencing | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
-        self._unit_name = unit_name
+        self._places = places
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self.holder = holder or default_holder()
         self._repository = AlertRepository(engine)
-        pipeline = build_pipeline(
-            self._repository, notifier, self._clock, policy=retry, sleep=sleep
-        )
-        # With silences (alerts/silencing.py), a muted e-mail is held before dedup and send.
+        self._outbox = Outbox(engine, self._clock)
+        self._actions = AlertActions(engine, self._clock)
+        self._lease = Lease(engine, LEASE_NAME, self.holder, self._clock)
         self._silencing = silencing
-        if silencing is not None:
-            pipeline = Pipeline((silencing.stage(), *pipeline.stages))
-        self._pipeline = pipeline
+        self.dispatcher = Dispatcher(
+            settings,
+            repository=self._repository,
+            outbox=self._outbox,
+            actions=self._actions,
+            roster=roster if roster is not None else _roster(settings, places),
+            places=places,
+            store=store,
+            notifier=notifier,
+            signer=signer,
+            silencing=silencing,
+            holder=self.holder,
+        )
         self._schema_ready = False
+        self._leading = False
 
     @property
     def repository(self) -> AlertRepository:
         return self._repository
 
-    def run_once(self) -> list[Transition]:
-        """Evaluate every rule, then send what the outbox holds (this round's e-mails and
-        any left unsent by an earlier round or an earlier process). Returns the
-        transitions of this round; raises only when the state database is unusable."""
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    def prepare(self) -> None:
         if not self._schema_ready:
             self._repository.create_schema()
+            self._actions.migrate()
             if self._silencing is not None:
                 self._silencing.prepare()
             self._schema_ready = True
+
+    def run_once(self) -> RoundReport:
+        """One round when this evaluator holds the lease (else nothing). Raises only when
+        the state database is unusable."""
+        self.prepare()
+        settings = self._settings.alerts
+        leader = self._lease.acquire(settings.lease_s)
+        if leader != self._leading:
+            log.info("alert evaluator %s: %s", self.holder, "active" if leader else "standby")
+            self._leading = leader
+        report = RoundReport(leader)
+        if not leader:
+            return report
         now = self._clock.now()
-        transitions: list[Transition] = []
-        for rule in self._settings.alerts.rules:
+        for rule in settings.rules:
             try:
-                transitions.extend(self._evaluate_rule(rule, now))
+                report.transitions.extend(self._evaluate_rule(rule, now))
             except CityOpsError as exc:
                 log.warning("rule %s skipped this round: %s", rule.id, exc)
             except Exception:
                 log.exception("rule %s failed; the other rules go on", rule.id)
-        self.deliver()
-        return transitions
+        report.escalations = self._step("escalate", self.dispatcher.escalate, now)
+        report.routed = self._step("route", self.dispatcher.route, now)
+        report.emails = self._step("group", self.dispatcher.group, now)
+        if self._lease.acquire(settings.lease_s):  # still ours after the work above
+            report.sent = self.deliver()
+        return report
 
-    def deliver(self) -> list[Delivery]:
-        """Send the outbox through the pipeline; returns the deliveries with outcomes."""
+    def _step(self, name: str, step: Callable[[datetime], int], now: datetime) -> int:
         try:
-            if self._silencing is not None:
-                self._silencing.release()  # silences that are over give back what they held
-            return self._pipeline.exec(self._repository.pending())
+            return step(now)
         except CityOpsError as exc:
-            # A row sent but not marked is sent again next round (same Message-ID).
+            log.warning("alert %s step not finished this round: %s", name, exc)
+        except Exception:
+            log.exception("alert %s step failed", name)
+        return 0
+
+    def deliver(self) -> SendReport:
+        """Send what the outbox holds that is due."""
+        try:
+            return self.dispatcher.send(self._clock.now(), clock=self._clock.now)
+        except CityOpsError as exc:
             log.warning("outbox not fully processed: %s", exc)
-            return []
+            return SendReport()
+
+    def release(self) -> None:
+        """Give the lease up (a clean stop), so a standby takes over at once."""
+        try:
+            self._lease.release()
+        except CityOpsError as exc:
+            log.warning("could not release the evaluator lease: %s", exc)
 
     def run_forever(self, stop_event: threading.Event) -> None:
         """Rounds every ``alerts.interval_s`` until ``stop_event`` is set."""
         interval = self._settings.alerts.interval_s
         log.info("alert engine: %d rules every %g s", len(self._settings.alerts.rules), interval)
-        while not stop_event.is_set():
-            started = time.monotonic()
-            try:
-                self.run_once()
-            except CityOpsError as exc:
-                log.warning("alert round failed: %s", exc)
-            except Exception:
-                log.exception("alert round failed")
-            stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
+        try:
+            while not stop_event.is_set():
+                started = time.monotonic()
+                try:
+                    self.run_once()
+                except CityOpsError as exc:
+                    log.warning("alert round failed: %s", exc)
+                except Exception:
+                    log.exception("alert round failed")
+                stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
+        finally:
+            self.release()
 
     # -- one rule ----------------------------------------------------------------------
 
@@ -123,27 +199,35 @@ class AlertService:
         previous = self._repository.load_states(rule.id)
         results: dict[str, Result]
         try:
-            values = self._store.latest_by_unit(
-                metric.ref,
-                rule.level,
-                since=now - timedelta(seconds=rule.lookback_s),
-                aggregation=metric.aggregation,
+            results = results_for(
+                rule,
+                store=self._store,
+                metric=metric,
+                previous=previous,
+                now=now,
+                known=self._places.known,
+                timezone=self._settings.site.timezone,
             )
         except CityOpsError as exc:
             log.warning("rule %s: store failed, %d units in error: %s", rule.id, len(previous), exc)
             results = {code: Result.failed(str(exc)) for code in previous}
-        else:
-            results = evaluate(rule, values, now)
-            for code in previous:
-                results.setdefault(code, Result.no_data())
         transitions = [
             transition(previous.get(code), result, now, rule.for_s, key=AlertKey(rule.id, code))
             for code, result in sorted(results.items())
         ]
-        outbox = [self._delivery(rule, moved) for moved in transitions if moved.notify]
+        events: list[tuple[NotificationKey, AlertFacts]] = []
+        for moved in transitions:
+            if moved.notify is None:
+                continue
+            state = moved.current
+            facts = facts_for(rule, metric, state, self._places, kind=moved.notify, now=now)
+            if moved.notify == "resolved" and moved.previous is not None:
+                facts = _with_fired_at(facts, moved.previous.fired_at)
+            key = NotificationKey(rule.id, state.unit_code, state.episode, moved.notify)
+            events.append((key, facts))
         # A unit that stays ok is not written every round: nothing about it changed.
         to_save = [moved for moved in transitions if moved.changed or moved.current.state != "ok"]
-        self._repository.save(to_save, outbox, now=now)
+        self._repository.save(to_save, events, now=now)
         for moved in transitions:
             if moved.changed and moved.previous is not None:
                 log.info(
@@ -156,28 +240,17 @@ class AlertService:
                 )
         return transitions
 
-    def _delivery(self, rule: AlertRule, moved: Transition) -> Delivery:
-        assert moved.notify is not None
-        settings = self._settings
-        code = moved.current.unit_code
-        context = AlertContext(
-            rule=rule,
-            metric_id=rule.metric,
-            metric=settings.metrics[rule.metric],
-            unit_name=self._unit_label(code),
-            public_url=settings.dashboard.public_url,
-            recipients=tuple(settings.alerts.recipients),
-            sender=settings.smtp.sender,
-            site_name=settings.site.name,
-            timezone=settings.site.timezone,
-        )
-        key = NotificationKey(rule.id, code, moved.current.episode, moved.notify)
-        return Delivery(key, render(moved, context))
 
-    def _unit_label(self, code: str) -> Label:
-        try:
-            return Label(vi=self._unit_name(code, "vi"), en=self._unit_name(code, "en"))
-        except LookupError:
-            # A code missing from the units file still gets its e-mail, named by code.
-            log.warning("no administrative unit with code %s; the e-mail shows the code", code)
-            return Label(vi=f"Mã {code}", en=f"Code {code}")
+def _roster(settings: Settings, places: Places) -> Roster:
+    return Roster.from_settings(
+        settings, known_unit=lambda code: places.hierarchy.get(code) is not None
+    )
+
+
+def _with_fired_at(facts: AlertFacts, fired_at: datetime | None) -> AlertFacts:
+    return replace(facts, fired_at=fired_at)
+
+
+def lease_timeout(settings: Settings) -> timedelta:
+    """How long a standby waits, at most, before it takes over from a dead evaluator."""
+    return timedelta(seconds=settings.alerts.lease_s + settings.alerts.interval_s)

@@ -1,15 +1,15 @@
-"""Silences in the notification pipeline: silence → dedup → retry → send → record.
+"""Silences on alert events, before they are routed to anyone.
 
-:class:`SilenceStage` runs first: a due e-mail whose (rule, unit) is muted by a silence in
-force (a unit silence covers the units inside it) is **held**: its outbox row gets the
-status ``"silenced"`` (recorded, neither sent nor pending) and it leaves the batch.
+:meth:`Silencing.hold_muted` runs on the pending events: an event whose alert is muted by
+a silence in force (a unit silence covers the units inside it; a device silence the
+alerts of that device) is **held**: its ``notification_log`` row gets the status
+``"silenced"`` (with the silence in ``status_reason``) and it is not routed.
 
-:meth:`Silencing.release` runs before each delivery: a held row whose silence is over goes
-back to ``"pending"`` when it is still worth sending (the firing e-mail of an episode that
-is still open; the resolved e-mail of an episode whose firing e-mail was sent), and to
-``"suppressed"`` otherwise (the episode began and ended under the silence: nobody needs
-either e-mail now). So nothing is lost when a silence ends, and nothing stale is sent.
-Checked at sending time, a silence also holds e-mails already waiting in the outbox.
+:meth:`Silencing.release` runs before each round's routing: a held event whose silence is
+over goes back to ``"pending"`` when still worth telling (a firing, escalation or
+reminder of an episode still open; the resolved of an episode whose firing was routed),
+and to ``"suppressed"`` otherwise (the episode began and ended under the silence: nobody
+needs either e-mail now). So nothing is lost when a silence ends, and nothing stale goes.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ from sqlalchemy import Engine, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.actions import AlertActions, Silence, covering
-from alerts.repository import alert_states, notification_log
-from alerts.stages import Delivery
+from alerts.repository import (
+    EventRow,
+    alert_states,
+    event_from_row,
+    notification_log,
+    transaction,
+)
 from core.clock import SystemClock
 from core.errors import RetryableError
 from core.ports import Clock
@@ -35,10 +40,12 @@ log = logging.getLogger("cityops.alerts.silencing")
 HELD: Final = "silenced"
 SUPPRESSED: Final = "suppressed"
 RELEASE_BATCH: Final = 500
+# A held resolved is worth telling when its episode's firing went out (legacy: "sent").
+TOLD_STATUSES: Final = ("routed", "sent")
 
 
 class Silencing:
-    """The silences of alerts/actions.py applied to the outbox of one state database."""
+    """The silences of alerts/actions.py applied to the events of one state database."""
 
     def __init__(
         self, engine: Engine, hierarchy: Hierarchy | None, clock: Clock | None = None
@@ -49,118 +56,122 @@ class Silencing:
         self._actions = AlertActions(engine, self._clock)
 
     def prepare(self) -> None:
-        """The silences tables must exist before the first e-mail is checked."""
+        """The silences tables must exist before the first event is checked."""
         self._actions.migrate()
-
-    def stage(self) -> SilenceStage:
-        return SilenceStage(self)
 
     def active(self, now: datetime | None) -> list[Silence]:
         """The silences in force at ``now`` (None: the clock's now)."""
         return self._actions.active_silences(now or self._clock.now())
 
-    def muting(self, silences: Sequence[Silence], rule_id: str, unit_code: str) -> Silence | None:
-        return covering(silences, rule_id, unit_code, None, self._hierarchy)
+    def muting(self, silences: Sequence[Silence], event: EventRow) -> Silence | None:
+        """The silence among ``silences`` that mutes ``event``, or None. A device alert
+        (facts.level "device") names the device in ``unit_code``; its unit, for unit
+        silences, is the first of its facts' parents."""
+        facts = event.facts
+        if facts is not None and facts.level == "device":
+            unit = facts.parents[0] if facts.parents else event.unit_code
+            return covering(silences, event.rule_id, unit, event.unit_code, self._hierarchy)
+        return covering(silences, event.rule_id, event.unit_code, None, self._hierarchy)
 
-    def hold(self, held: Sequence[tuple[Delivery, Silence]]) -> None:
-        """Mark the outbox rows of ``held`` as silenced (only rows still pending)."""
-        try:
-            with self._engine.begin() as connection:
-                for delivery, silence in held:
-                    connection.execute(
-                        update(notification_log)
-                        .where(
-                            notification_log.c.id == delivery.log_id,
-                            notification_log.c.status == "pending",
-                        )
-                        .values(status=HELD, last_error=f"silence {silence.id}: {silence.reason}")
-                    )
-        except SQLAlchemyError as exc:
-            raise RetryableError(f"silenced e-mails could not be recorded: {exc}") from exc
+    def hold_muted(self, events: list[EventRow]) -> list[EventRow]:
+        """Hold the events a silence in force mutes; returns the others, in order."""
+        silences = self.active(None)
+        if not silences or not events:
+            return events
+        kept: list[EventRow] = []
+        held: list[tuple[EventRow, Silence]] = []
+        for event in events:
+            muted = self.muting(silences, event)
+            if muted is None:
+                kept.append(event)
+            else:
+                log.info(
+                    "holding %s/%s %s: silence %d (%s)",
+                    event.rule_id,
+                    event.unit_code,
+                    event.kind,
+                    muted.id,
+                    muted.reason,
+                )
+                held.append((event, muted))
+        if held:
+            self.hold(held)
+        return kept
+
+    def hold(self, held: Sequence[tuple[EventRow, Silence]]) -> None:
+        """Mark ``held`` events as silenced (only those still pending)."""
+        log_c = notification_log.c
+        with transaction(self._engine, f"hold {len(held)} silenced alert events") as connection:
+            for event, silence in held:
+                connection.execute(
+                    update(notification_log)
+                    .where(log_c.id == event.id, log_c.status == "pending")
+                    .values(status=HELD, status_reason=f"silence {silence.id}: {silence.reason}")
+                )
 
     def release(self, now: datetime | None = None) -> dict[str, list[int]]:
-        """Rows held by a silence that is over: back to the outbox, or suppressed. Returns
-        the row ids of each ("pending", "suppressed")."""
+        """Events held by a silence that is over: back to pending, or suppressed. Returns
+        the event ids of each ("pending", "suppressed")."""
         at = now or self._clock.now()
         outcome: dict[str, list[int]] = {"pending": [], SUPPRESSED: []}
-        log_c = notification_log.c
+        log_c, state_c = notification_log.c, alert_states.c
         try:
             with self._engine.begin() as connection:
                 rows = connection.execute(
-                    select(log_c.id, log_c.rule_id, log_c.unit_code, log_c.episode, log_c.kind)
+                    select(notification_log)
                     .where(log_c.status == HELD)
                     .order_by(log_c.id)
                     .limit(RELEASE_BATCH)
-                ).all()
-                if not rows:
+                ).mappings()
+                held = [event_from_row(row) for row in rows]
+                if not held:
                     return outcome
                 silences = self._actions.active_silences(at)
-                ended = [row for row in rows if not self.muting(silences, row[1], row[2])]
+                ended = [event for event in held if self.muting(silences, event) is None]
                 if not ended:
                     return outcome
-                keys = sorted({(row.rule_id, row.unit_code) for row in ended})
-                episodes = sorted({(row.rule_id, row.unit_code, row.episode) for row in ended})
+                keys = sorted({(event.rule_id, event.unit_code) for event in ended})
+                episodes = sorted({_episode(event) for event in ended})
                 open_now = {
                     (state.rule_id, state.unit_code, state.episode)
                     for state in connection.execute(
-                        select(
-                            alert_states.c.rule_id, alert_states.c.unit_code, alert_states.c.episode
-                        ).where(
-                            tuple_(alert_states.c.rule_id, alert_states.c.unit_code).in_(keys),
-                            alert_states.c.fired_at.is_not(None),
+                        select(state_c.rule_id, state_c.unit_code, state_c.episode).where(
+                            tuple_(state_c.rule_id, state_c.unit_code).in_(keys),
+                            state_c.fired_at.is_not(None),
                         )
                     )
                 }
-                firing_sent = {
-                    (sent.rule_id, sent.unit_code, sent.episode)
-                    for sent in connection.execute(
+                firing_told = {
+                    (told.rule_id, told.unit_code, told.episode)
+                    for told in connection.execute(
                         select(log_c.rule_id, log_c.unit_code, log_c.episode).where(
                             tuple_(log_c.rule_id, log_c.unit_code, log_c.episode).in_(episodes),
                             log_c.kind == "firing",
-                            log_c.status == "sent",
+                            log_c.status.in_(TOLD_STATUSES),
                         )
                     )
                 }
-                for row in ended:
-                    episode = (row.rule_id, row.unit_code, row.episode)
-                    worth = episode in (open_now if row.kind == "firing" else firing_sent)
+                for event in ended:
+                    worth = _episode(event) in (
+                        firing_told if event.kind == "resolved" else open_now
+                    )
                     status = "pending" if worth else SUPPRESSED
                     connection.execute(
                         update(notification_log)
-                        .where(log_c.id == row.id, log_c.status == HELD)
+                        .where(log_c.id == event.id, log_c.status == HELD)
                         .values(status=status)
                     )
-                    outcome[status].append(int(row.id))
+                    outcome[status].append(event.id)
         except SQLAlchemyError as exc:
-            raise RetryableError(f"silenced e-mails could not be released: {exc}") from exc
+            raise RetryableError(f"silenced alert events could not be released: {exc}") from exc
         if outcome["pending"] or outcome[SUPPRESSED]:
             log.info(
-                "silence over: %d e-mails back in the outbox, %d no longer needed",
+                "silence over: %d alert events back to route, %d no longer needed",
                 len(outcome["pending"]),
                 len(outcome[SUPPRESSED]),
             )
         return outcome
 
 
-class SilenceStage:
-    """The pipeline's first stage: holds what a silence in force mutes."""
-
-    def __init__(self, silencing: Silencing) -> None:
-        self._silencing = silencing
-
-    def exec(self, deliveries: list[Delivery]) -> list[Delivery]:
-        silences = self._silencing.active(None)
-        if not silences:
-            return deliveries
-        kept: list[Delivery] = []
-        held: list[tuple[Delivery, Silence]] = []
-        for delivery in deliveries:
-            muted = self._silencing.muting(silences, delivery.key.rule_id, delivery.key.unit_code)
-            if muted is None or delivery.log_id is None:
-                kept.append(delivery)
-            else:
-                log.info("not sending %s: silence %d (%s)", delivery.key, muted.id, muted.reason)
-                held.append((delivery, muted))
-        if held:
-            self._silencing.hold(held)
-        return kept
+def _episode(event: EventRow) -> tuple[str, str, int]:
+    return (event.rule_id, event.unit_code, event.episode)

@@ -277,6 +277,10 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
                 from layers.registry import read_registry
 
                 read_registry(devices_path, geography)
+            from alerts.roster import Roster
+
+            hierarchy = geography.hierarchy
+            Roster.from_settings(settings, known_unit=lambda code: hierarchy.get(code) is not None)
         except ConfigError as exc:
             problems = [exc]
     for problem in problems:
@@ -359,32 +363,6 @@ def dashboard(config: ConfigOption = Path("config.yaml"), verbose: bool = False)
 
 
 @app.command()
-def alerts(config: ConfigOption = Path("config.yaml"), verbose: bool = False) -> None:
-    """Run the alert engine: evaluate rules on the store, e-mail on firing and resolved."""
-    setup_logging(verbose)
-    settings = settings_or_exit(config)
-    from alerts.email import SmtpNotifier
-    from alerts.service import AlertService
-    from alerts.silencing import Silencing
-
-    geography = build_geography(settings)
-    store = build_store(settings)
-    engine = build_engine(settings)
-    service = AlertService(
-        settings,
-        store,
-        engine,
-        SmtpNotifier(settings.smtp),
-        unit_name=geography.hierarchy.full_name,
-        silencing=Silencing(engine, geography.hierarchy),
-    )
-    try:
-        service.run_forever(stop_on_signals())
-    finally:
-        store.close()
-
-
-@app.command()
 def simulate(
     config: ConfigOption = Path("config.yaml"),
     devices: Annotated[int | None, typer.Option(help="Air sensors (overrides config).")] = None,
@@ -445,6 +423,8 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Sub-commands kept in their own modules (they import the helpers above from here).
+from core.cli_alerts import alerts_app  # noqa: E402
 from core.cli_users import users_app  # noqa: E402
 
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(users_app, name="users")

@@ -198,10 +198,8 @@ def quiet_libraries() -> None:
 
 def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
     """Start everything, print where it is, wait for Ctrl-C; return the exit code."""
-    from alerts.email import SmtpNotifier
     from alerts.mailbox import MailboxServer
-    from alerts.service import AlertService
-    from alerts.silencing import Silencing
+    from alerts.wiring import build_alert_service
     from core.cli import stop_on_signals
     from core.db import make_engine
     from core.store import make_store
@@ -264,14 +262,7 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
             dead_letters,
         )
         running.thread("ingest", lambda: worker.run_forever(stop))
-        service = AlertService(
-            settings,
-            store,
-            engine,
-            SmtpNotifier(settings.smtp),
-            unit_name=geography.hierarchy.full_name,
-            silencing=Silencing(engine, geography.hierarchy),
-        )
+        service = build_alert_service(settings, store, engine, geography, devices=devices)
         running.thread("alerts", lambda: service.run_forever(stop))
         simulator = Simulator(settings, devices)
         running.thread("simulator", lambda: simulator.run(stop))

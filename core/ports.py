@@ -64,6 +64,26 @@ class Store(Protocol):
         Units without data are absent. Sorted by code."""
         ...
 
+    def window_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        start: datetime,
+        end: datetime,
+        aggregation: Aggregation,
+        parent: UnitRef | None = None,
+    ) -> list[UnitValue]:
+        """Called by the alert rules (alerts/rules.py: a window's mean, a KPI's sums).
+
+        ``aggregation`` over every reading in [start, end) of the devices tagged with each
+        unit at ``level`` (``"device"``: each device on its own; only those tagged
+        ``parent.code`` at ``parent.level`` when a parent is given). ``mean`` is the mean of
+        all the readings, not of per-device means; ``last`` the newest reading. ``ts`` is
+        the newest reading's time, ``devices`` the distinct devices. Units without
+        readings are absent. Sorted by code."""
+        ...
+
     def series(
         self,
         metric: MetricRef,

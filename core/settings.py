@@ -31,6 +31,7 @@ from core.settings_alerts import AlertsSettings as AlertsSettings
 from core.settings_alerts import RosterEntry as RosterEntry
 from core.settings_base import Label as Label
 from core.settings_base import _Section
+from core.settings_rules import DEVICE_LEVEL
 from core.settings_rules import AlertRule as AlertRule
 from core.types import AGGREGATIONS, Aggregation, MetricRef
 
@@ -239,6 +240,10 @@ class MetricSettings(_Section):
     # Which end of the scale is good news: the unit page's "best" and the change colours
     # (lower for pollution and water; higher for e.g. an on-time rate).
     better: Literal["lower", "higher"] = "lower"
+    # A ratio metric: ``field`` / ``denominator`` (a field of the same measurement), summed
+    # over a unit and a period before dividing (KPI rules, e.g. on-time dossiers / resolved).
+    denominator: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] | None = None
+    target: float | None = None  # a ratio metric's target (0..1), the default of kpi rules
 
     @field_validator("aggregation", mode="before")
     @classmethod
@@ -473,18 +478,7 @@ def _cross_check(settings: Settings) -> list[ConfigError]:
             )
         )
     for index, rule in enumerate(settings.alerts.rules):
-        if rule.metric not in settings.metrics:
-            problems.append(
-                ConfigError(
-                    f"alerts.rules.{index}.metric",
-                    rule.metric,
-                    f"must be one of the metrics {metrics}",
-                )
-            )
-        if rule.level not in levels:
-            problems.append(
-                ConfigError(f"alerts.rules.{index}.level", rule.level, f"must be one of {levels}")
-            )
+        problems.extend(_rule_problems(f"alerts.rules.{index}", rule, settings))
     for index, contract in enumerate(settings.ingest.contracts):
         wanted = contract.subscription_filter()
         if not any(filter_covers(topic, wanted) for topic in settings.ingest.topics):
@@ -511,6 +505,58 @@ def _cross_check(settings: Settings) -> list[ConfigError]:
                         ),
                     )
                 )
+    return problems
+
+
+def _rule_problems(key: str, rule: AlertRule, settings: Settings) -> list[ConfigError]:
+    """An alert rule's references: its metric, its level, and what its type needs of the
+    metric (kpi: a ratio metric with a target; the others: a plain metric)."""
+    levels = [*settings.hierarchy.level_names, DEVICE_LEVEL]
+    problems: list[ConfigError] = []
+    if rule.level not in levels:
+        problems.append(ConfigError(f"{key}.level", rule.level, f"must be one of {levels}"))
+    metric = settings.metrics.get(rule.metric)
+    if metric is None:
+        metrics = sorted(settings.metrics)
+        problems.append(
+            ConfigError(f"{key}.metric", rule.metric, f"must be one of the metrics {metrics}")
+        )
+        return problems
+    if rule.type == "kpi":
+        if metric.denominator is None:
+            ratios = sorted(name for name, each in settings.metrics.items() if each.denominator)
+            problems.append(
+                ConfigError(
+                    f"{key}.metric",
+                    rule.metric,
+                    f"must be a ratio metric (one with a denominator) for a kpi rule {ratios}",
+                )
+            )
+        target = rule.target if rule.target is not None else metric.target
+        if target is None:
+            problems.append(
+                ConfigError(
+                    f"{key}.target",
+                    None,
+                    f"must be set for a kpi rule, or metrics.{rule.metric}.target",
+                )
+            )
+        elif not 0 <= target <= 1:
+            problems.append(
+                ConfigError(
+                    f"metrics.{rule.metric}.target",
+                    target,
+                    f"must be a ratio from 0 to 1 (0.9 = 90 %) for the kpi rule {rule.id}",
+                )
+            )
+    elif metric.denominator is not None and rule.type != "no_data":
+        problems.append(
+            ConfigError(
+                f"{key}.metric",
+                rule.metric,
+                f"is a ratio metric: only kpi and no_data rules can use it, not {rule.type}",
+            )
+        )
     return problems
 
 

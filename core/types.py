@@ -92,7 +92,9 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """An e-mail ready to send. ``reason`` is first, repeat, escalation or resolved."""
+    """An e-mail ready to send. ``reason`` is first, repeat, escalation or resolved.
+    ``images``: inline PNGs of the HTML part, by Content-ID without the angle brackets
+    (the HTML shows one with ``src="cid:<content id>"``)."""
 
     recipients: tuple[str, ...]
     subject: str
@@ -100,3 +102,4 @@ class Notification:
     body_html: str | None = None
     reason: str = "first"
     headers: Mapping[str, str] = field(default_factory=dict)
+    images: Mapping[str, bytes] = field(default_factory=dict)

@@ -1,5 +1,6 @@
 """The alerts console's registered callbacks: each reads the signed-in user's access and
-the inputs, calls a plain function of dashboard/alerts_page.py, and places the result.
+the inputs, calls a plain function of dashboard/alerts_page.py, and places the result;
+and its CSV exports, the same rows as the tables for the signed-in user.
 
 Row buttons are pattern-matched and re-created on every refresh (n_clicks back to None),
 so a callback acts only when the button that triggered it was really pressed.
@@ -7,16 +8,22 @@ so a callback acts only when the button that triggered it was really pressed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dash
+import pandas as pd
 from dash import ALL, Input, Output, State
 
-from dashboard import ids
+from dashboard import alerts_silences, ids
 from dashboard.access import Access
-from dashboard.alerts_data import AlertSource, unit_choices
+from dashboard.alerts_data import AlertSource, active_alerts, exportable, unit_choices
+from dashboard.alerts_delivery import failed_emails
+from dashboard.alerts_history import HistoryFilter, alert_history
 from dashboard.alerts_page import (
     acknowledge_alert,
+    add_note_to_alert,
     cancel_silence,
     describe_alert,
     render_alerts,
@@ -26,6 +33,7 @@ from dashboard.alerts_page import (
 from dashboard.alerts_silences import silence_targets
 from dashboard.auth import current_access
 from dashboard.context import DashboardContext
+from dashboard.i18n import as_lang
 from dashboard.views import alerts_forms as f
 
 
@@ -70,6 +78,101 @@ def relabelled_options(ctx: DashboardContext, access: Access, lang_value: object
     ]
 
 
+def register_exports(ctx: DashboardContext) -> None:
+    """The CSV downloads: the same rows as the tables, for the signed-in user (with the
+    notes, who was told and the e-mail status as text)."""
+
+    def source() -> AlertSource:
+        return AlertSource.from_context(ctx)
+
+    def active(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
+        return exportable(active_alerts(source(), access, as_lang(args.get("lang"))))
+
+    def history(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
+        chosen = HistoryFilter.from_args(args)
+        lang = as_lang(args.get("lang"))
+        return exportable(alert_history(source(), access, chosen, lang))
+
+    def silences(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
+        frame = alerts_silences.silences_frame(source(), access, as_lang(args.get("lang")))
+        return frame.drop(columns=["can_cancel"])
+
+    def failed(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
+        return failed_emails(source(), access, as_lang(args.get("lang")))
+
+    ctx.exports.add("alerts_active", active)
+    ctx.exports.add("alerts_history", history)
+    ctx.exports.add("alerts_silences", silences)
+    ctx.exports.add("alerts_failed_emails", failed)
+
+
+@dataclass(frozen=True)
+class _Form:
+    """The ids of a small form opened by a button on an alert row (acknowledge, note)."""
+
+    key: str
+    form: str
+    target: str
+    text: str
+    button: dict[str, Any]  # the row buttons' pattern id
+    close: str
+    submit: str
+
+
+_AckForm = _Form(
+    f.ACK_KEY, f.ACK_FORM, f.ACK_TARGET, f.ACK_COMMENT,
+    {"type": f.ACK_BUTTON, "key": ALL}, f.ACK_CLOSE, f.ACK_SUBMIT,
+)  # fmt: skip
+_NoteForm = _Form(
+    f.NOTE_KEY, f.NOTE_FORM, f.NOTE_TARGET, f.NOTE_TEXT,
+    {"type": f.NOTE_BUTTON, "key": ALL, "at": ALL}, f.NOTE_CLOSE, f.NOTE_SUBMIT,
+)  # fmt: skip
+Submit = Callable[[DashboardContext, Access, object, object, object], Any]
+
+
+def _form_callbacks(app: dash.Dash, ctx: DashboardContext, form: _Form, submit: Submit) -> None:
+    """Open the form for the pressed row (or close it), and submit it."""
+
+    @app.callback(
+        Output(form.key, "data"),
+        Output(form.form, "hidden"),
+        Output(form.target, "children"),
+        Output(form.text, "value"),
+        Input(form.button, "n_clicks"),
+        Input(form.close, "n_clicks"),
+        State(ids.LANG, "value"),
+        prevent_initial_call=True,
+    )
+    def _choose(_clicks: object, _close: object, lang_value: object) -> Any:
+        pressed = _pressed()
+        if pressed is None:
+            return dash.no_update
+        if pressed == form.close:
+            return None, True, "", ""
+        key = pressed["key"]
+        lang = ctx.lang(lang_value)
+        return key, False, describe_alert(ctx, current_access(), key, lang), ""
+
+    @app.callback(
+        Output(f.MESSAGE, "children", allow_duplicate=True),
+        Output(f.VERSION, "data", allow_duplicate=True),
+        Output(form.form, "hidden", allow_duplicate=True),
+        Input(form.submit, "n_clicks"),
+        State(form.key, "data"),
+        State(form.text, "value"),
+        State(ids.LANG, "value"),
+        State(f.VERSION, "data"),
+        prevent_initial_call=True,
+    )
+    def _submit(
+        clicks: object, key: object, text: object, lang_value: object, version: object
+    ) -> Any:
+        if not clicks:
+            return dash.no_update
+        done = submit(ctx, current_access(), key, text, lang_value)
+        return done.message, _bump(version) if done.changed else dash.no_update, done.changed
+
+
 def register(app: dash.Dash, ctx: DashboardContext) -> None:
     """Bind the page's callbacks on ``app`` (the page's own Dash app)."""
 
@@ -102,6 +205,8 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(f.ACTIVE, "children"),
         Output(f.ACTIVE_CSV, "children"),
         Output(f.DUTY, "children"),
+        Output(f.EMAILS, "children"),
+        Output(f.EMAILS_CSV, "children"),
         Output(f.SILENCES, "children"),
         Output(f.SILENCES_CSV, "children"),
         Output(f.HISTORY, "children"),
@@ -155,44 +260,8 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     def _until(duration: object) -> Any:
         return duration != "until", duration != "until"
 
-    @app.callback(
-        Output(f.ACK_KEY, "data"),
-        Output(f.ACK_FORM, "hidden"),
-        Output(f.ACK_TARGET, "children"),
-        Output(f.ACK_COMMENT, "value"),
-        Input({"type": f.ACK_BUTTON, "key": ALL}, "n_clicks"),
-        Input(f.ACK_CLOSE, "n_clicks"),
-        State(ids.LANG, "value"),
-        prevent_initial_call=True,
-    )
-    def _choose(_clicks: object, _close: object, lang_value: object) -> Any:
-        pressed = _pressed()
-        if pressed is None:
-            return dash.no_update
-        if pressed == f.ACK_CLOSE:
-            return None, True, "", ""
-        key = pressed["key"]
-        lang = ctx.lang(lang_value)
-        return key, False, describe_alert(ctx, current_access(), key, lang), ""
-
-    @app.callback(
-        Output(f.MESSAGE, "children", allow_duplicate=True),
-        Output(f.VERSION, "data", allow_duplicate=True),
-        Output(f.ACK_FORM, "hidden", allow_duplicate=True),
-        Input(f.ACK_SUBMIT, "n_clicks"),
-        State(f.ACK_KEY, "data"),
-        State(f.ACK_COMMENT, "value"),
-        State(ids.LANG, "value"),
-        State(f.VERSION, "data"),
-        prevent_initial_call=True,
-    )
-    def _acknowledge(
-        clicks: object, key: object, comment: object, lang_value: object, version: object
-    ) -> Any:
-        if not clicks:
-            return dash.no_update
-        done = acknowledge_alert(ctx, current_access(), key, comment, lang_value)
-        return done.message, _bump(version) if done.changed else dash.no_update, done.changed
+    _form_callbacks(app, ctx, _AckForm, acknowledge_alert)
+    _form_callbacks(app, ctx, _NoteForm, add_note_to_alert)
 
     @app.callback(
         Output(f.MESSAGE, "children", allow_duplicate=True),

@@ -1,22 +1,25 @@
 """The alerts console's named queries and actions, always within one user's access.
 
 Every function takes the user's :class:`~dashboard.access.Access` and returns only the
-alerts, silences and recipients of units that user may see; a unit out of reach answers
-exactly like a unit without alerts. Acting (acknowledge, silence, cancel) needs a role that
-may act (admin, operator) **and** the unit in reach: a crafted callback for another
-commune is refused with the same words as an unknown one.
+alerts, silences and people told of units that user may see (a device's alert is its
+unit's); a unit out of reach answers exactly like a unit without alerts. Acting
+(acknowledge, note, silence, cancel) needs a role that may act (admin, operator) **and**
+the unit in reach: a crafted callback for another commune is refused with the same words
+as an unknown one.
 
-No Dash here: the page (dashboard/alerts_page.py) and the CSV exports call these. The
-silences are in dashboard/alerts_silences.py, the history of past alerts in
+No Dash here: the page (dashboard/alerts_page.py) and the CSV exports call these. Who is
+told and the e-mails are in dashboard/alerts_delivery.py, the silences in
+dashboard/alerts_silences.py, the history of past alerts and the notes in
 dashboard/alerts_history.py.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -35,11 +38,27 @@ from core.errors import CityOpsError, RetryableError
 from core.ports import Clock
 from core.settings import AlertRule, Settings
 from dashboard.access import Access
+from dashboard.alerts_delivery import (
+    EpisodeDelivery,
+    alert_unit,
+    chain_text,
+    deliveries,
+    device_map,
+    duty_chain,
+    load_roster,
+    notes_text,
+    place_name,
+    sees_alert,
+    told_text,
+)
 from layers.levels import Hierarchy
 from layers.registry import Device
 
 if TYPE_CHECKING:
     from dashboard.context import DashboardContext
+
+log = logging.getLogger("cityops.dashboard")
+T = TypeVar("T")
 
 ACTIVE_STATES: Final = ("pending", "firing", "no_data", "error")
 SEVERITIES: Final = ("critical", "warning", "info")
@@ -65,8 +84,16 @@ ACTIVE_COLUMNS: Final = [
     "silence_id",
     "silenced_until",
     "silence_reason",
-    "on_duty",
+    "on_duty",  # the duty chain now, one line
+    "told",  # who was told, with their e-mail's status, one line
+    "email_status",  # of the firing event: sent | pending | failed | none | silenced ...
+    "notes",
+    "duty_steps",
+    "told_rows",
+    "note_rows",
 ]
+# Objects for the page's cells; the CSV has the one-line texts above instead.
+OBJECT_COLUMNS: Final = ("duty_steps", "told_rows", "note_rows")
 ERROR_COLUMNS: Final = ["rule_id", "title", "units", "error"]
 
 
@@ -86,7 +113,7 @@ def role_refused() -> NotAllowed:
     )
 
 
-def _not_yours(what_vi: str, what_en: str) -> NotAllowed:
+def not_yours(what_vi: str, what_en: str) -> NotAllowed:
     return NotAllowed(
         f"không có {what_vi} này trong các đơn vị của bạn",
         f"there is no such {what_en} in your units",
@@ -148,10 +175,6 @@ class AlertSource:
         return {device.device_id: device.unit_code for device in self.devices()}
 
 
-def sees_anything(access: Access) -> bool:
-    return access.everything or bool(access.units)
-
-
 def _states(source: AlertSource, access: Access) -> list[RowMapping]:
     """Rows of alert_states in an active state for the rules configured now (a rule taken
     out of the configuration is never evaluated again: its rows are left out), visible."""
@@ -162,7 +185,13 @@ def _states(source: AlertSource, access: Access) -> list[RowMapping]:
     except SQLAlchemyError as exc:
         raise RetryableError(f"alert states could not be read: {exc}") from exc
     rules = source.rules
-    return [row for row in rows if row["rule_id"] in rules and access.can_see(row["unit_code"])]
+    devices = device_map(source)
+    return [
+        row
+        for row in rows
+        if row["rule_id"] in rules
+        and sees_alert(access, alert_unit(source, row["rule_id"], row["unit_code"], devices))
+    ]
 
 
 def times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -171,53 +200,85 @@ def times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
+def optional(what: str, read: Callable[[], T]) -> T | None:
+    """A part of the active list read on its own: when the database or the roster fails
+    it, the list still shows, that part "không có dữ liệu" (logged)."""
+    try:
+        return read()
+    except CityOpsError as exc:
+        log.warning("alerts console: %s could not be read: %s", what, exc)
+        return None
+
+
 def active_alerts(source: AlertSource, access: Access, lang: str = "vi") -> pd.DataFrame:
     """Pending, firing and no-data alerts (and errors inside an open episode) of the units
     the user sees, with the rule's title and severity, the unit's full name, the current
-    acknowledgement, the silence muting it and who is told. Most severe first, then
-    firing before the others, then the most recent."""
+    acknowledgement, the silence muting it, the duty chain now, who was told and how their
+    e-mail went, and the notes. Most severe first, then firing before the others, then the
+    most recent. The ``*_rows``/``duty_steps`` columns hold objects for the page (the CSV
+    leaves them out: :func:`exportable`)."""
     rules = source.rules
+    now = source.clock.now()
+    devices = device_map(source)
     rows = [
         row
         for row in _states(source, access)
         if row["state"] != "error" or row["fired_at"] is not None
     ]
-    acks = source.actions.acks(
-        (row["rule_id"], row["unit_code"], row["episode"])
+    keys = [
+        AckKey(row["rule_id"], row["unit_code"], row["episode"])
         for row in rows
         if row["fired_at"] is not None
-    )
-    silences = source.actions.active_silences(source.clock.now())
-    duty = ", ".join(on_duty(source, access))  # the same for every unit until rosters (#6)
+    ]
+    acks = source.actions.acks(keys)
+    silences = source.actions.active_silences(now)
+    roster = optional("the duty roster", lambda: load_roster(source))
+    outbox = optional("who was told", lambda: deliveries(source, keys))
+    notes = optional("the notes", lambda: source.actions.notes(keys))
     records = []
     for row in rows:
         rule = rules[row["rule_id"]]
-        unit = source.hierarchy.get(row["unit_code"])
+        code = row["unit_code"]
+        unit = source.hierarchy.get(code)
+        place = alert_unit(source, rule.id, code, devices)
         metric = source.settings.metrics.get(rule.metric)
-        ack = acks.get(AckKey(row["rule_id"], row["unit_code"], row["episode"]))
-        muted = covering(silences, rule.id, row["unit_code"], None, source.hierarchy)
+        key = AckKey(rule.id, code, row["episode"])
+        fired = row["fired_at"] is not None
+        ack = acks.get(key)
+        device = code if place != code else None
+        muted = covering(silences, rule.id, place or code, device, source.hierarchy)
+        chain = duty_chain(source, roster, place, now) if roster is not None else None
+        sent = (outbox.get(key) or EpisodeDelivery()) if outbox is not None and fired else None
+        told = sent.people() if sent is not None else None
+        written = tuple(notes.get(key, ())) if notes is not None and fired else None
         records.append(
             {
                 "rule_id": rule.id,
                 "title": source.title(rule.id, lang),
                 "severity": rule.severity,
                 "metric": rule.metric,
-                "unit_code": row["unit_code"],
+                "unit_code": code,
                 "level": unit.level if unit else None,
-                "unit_name": source.unit_name(row["unit_code"], lang),
+                "unit_name": place_name(source, rule.id, code, lang, devices),
                 "state": row["state"],
                 "value": row["value"],
                 "metric_unit": metric.unit if metric else "",
                 "since": row["since"],
                 "fired_at": row["fired_at"],
-                "episode": row["episode"] if row["fired_at"] is not None else None,
+                "episode": row["episode"] if fired else None,
                 "acked_by": ack.acked_by if ack else None,
                 "acked_at": ack.acked_at if ack else None,
                 "ack_comment": ack.comment if ack else None,
                 "silence_id": muted.id if muted else None,
                 "silenced_until": muted.ends_at if muted else None,
                 "silence_reason": muted.reason if muted else None,
-                "on_duty": duty,
+                "on_duty": chain_text(chain, lang) if chain is not None else None,
+                "told": told_text(told, source.tz) if told is not None else None,
+                "email_status": sent.email_status() if sent is not None else None,
+                "notes": notes_text(written, source.tz) if written is not None else None,
+                "duty_steps": chain,
+                "told_rows": told,
+                "note_rows": written,
             }
         )
     records.sort(key=lambda r: r["since"], reverse=True)
@@ -226,6 +287,11 @@ def active_alerts(source: AlertSource, access: Access, lang: str = "vi") -> pd.D
     frame["episode"] = frame["episode"].astype("Int64")
     frame["silence_id"] = frame["silence_id"].astype("Int64")
     return times(frame, "since", "fired_at", "acked_at", "silenced_until")
+
+
+def exportable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the columns of objects for the page (the CSV has their text)."""
+    return frame.drop(columns=[column for column in OBJECT_COLUMNS if column in frame.columns])
 
 
 def evaluation_errors(source: AlertSource, access: Access, lang: str = "vi") -> pd.DataFrame:
@@ -241,12 +307,6 @@ def evaluation_errors(source: AlertSource, access: Access, lang: str = "vi") -> 
         for rule_id, (n, error) in sorted(found.items())
     ]
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
-
-
-def on_duty(source: AlertSource, access: Access) -> list[str]:
-    """Who is told about alerts. Duty rosters come with issue #6; until then, the
-    configured ``alerts.recipients``."""
-    return list(source.settings.alerts.recipients) if sees_anything(access) else []
 
 
 def subtree(hierarchy: Hierarchy, code: str) -> list[str]:
@@ -297,7 +357,7 @@ def check_unit(access: Access, unit_code: str, what_vi: str, what_en: str) -> No
     if not access.can_act:
         raise role_refused()
     if not isinstance(unit_code, str) or not access.can_see(unit_code):
-        raise _not_yours(what_vi, what_en)
+        raise not_yours(what_vi, what_en)
 
 
 def _open_episode(source: AlertSource, rule_id: str, unit_code: str) -> int | None:
@@ -312,6 +372,12 @@ def _open_episode(source: AlertSource, rule_id: str, unit_code: str) -> int | No
     return None if row is None or row.fired_at is None else int(row.episode)
 
 
+def check_alert(source: AlertSource, access: Access, rule_id: str, unit_code: str) -> None:
+    """The user may act on alerts of this unit (a device alert: of the device's unit)."""
+    unit = alert_unit(source, rule_id, unit_code) if isinstance(unit_code, str) else None
+    check_unit(access, unit if unit is not None else "", "cảnh báo", "alert")
+
+
 def acknowledge(
     source: AlertSource,
     access: Access,
@@ -322,7 +388,7 @@ def acknowledge(
 ) -> Ack:
     """Acknowledge the open episode ``episode`` of (rule, unit) as the signed-in user.
     NoSuchAlert when it is no longer open (resolved, or a new episode since)."""
-    check_unit(access, unit_code, "cảnh báo", "alert")
+    check_alert(source, access, rule_id, unit_code)
     if _open_episode(source, rule_id, unit_code) != episode:
         raise NoSuchAlert(
             "cảnh báo này không còn mở (đã hết hoặc đã sang đợt mới); danh sách đã được cập nhật",
@@ -335,5 +401,5 @@ def unacknowledge(
     source: AlertSource, access: Access, rule_id: str, unit_code: str, episode: int
 ) -> bool:
     """Withdraw the acknowledgements of an episode; False when it had none."""
-    check_unit(access, unit_code, "cảnh báo", "alert")
+    check_alert(source, access, rule_id, unit_code)
     return source.actions.unacknowledge(rule_id, unit_code, episode, access.username)

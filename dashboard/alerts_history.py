@@ -1,10 +1,12 @@
 """The history of alerts on the console: one row per firing episode of a (rule, unit),
-within one user's access, with filters. No Dash.
+within one user's access, with filters; and the notes written about episodes. No Dash.
 
-Built from what the state database holds: the notification log has a "firing" row when an
-episode opens and a "resolved" row when it closes (each written in the same transaction
+Built from what the state database holds: the notification log has a "firing" event when
+an episode opens and a "resolved" one when it closes (each written in the same transaction
 as the state, so they are the episode's times), and alert_states has the open episode of
-each (rule, unit) with its ``fired_at``, which covers an episode whose log row is missing.
+each (rule, unit) with its ``fired_at``, which covers an episode whose event is missing.
+The e-mail column is the firing event's e-mails (alert_deliveries → alert_emails: sent,
+pending, failed, or none), see :meth:`EpisodeDelivery.email_status`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,28 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.actions import AckKey, InvalidAction
+from alerts.actions import AckKey, InvalidAction, Note
 from alerts.repository import alert_states, notification_log
 from core.errors import RetryableError
 from dashboard.access import Access
-from dashboard.alerts_data import SEVERITIES, AlertSource, codes_within, times
+from dashboard.alerts_data import (
+    SEVERITIES,
+    AlertSource,
+    check_alert,
+    codes_within,
+    not_yours,
+    optional,
+    times,
+)
+from dashboard.alerts_delivery import (
+    EpisodeDelivery,
+    alert_unit,
+    deliveries,
+    device_map,
+    notes_text,
+    place_name,
+    sees_alert,
+)
 
 HISTORY_LIMIT: Final = 1000  # the newest episodes first; the CSV has the same rows
 HISTORY_STATES: Final = ("open", "resolved")
@@ -41,7 +60,9 @@ HISTORY_COLUMNS: Final = [
     "duration_s",
     "acked_by",
     "ack_comment",
-    "email_status",
+    "email_status",  # sent | pending | failed | none (and silenced, suppressed, dropped)
+    "notes",
+    "note_rows",  # the Note objects, for the page (the CSV has "notes")
 ]
 
 
@@ -140,7 +161,6 @@ def _episodes(
             fired.c.unit_code,
             fired.c.episode,
             fired.c.created_at.label("fired_at"),
-            fired.c.status.label("email_status"),
             resolved.c.created_at.label("resolved_at"),
         )
         .select_from(fired)
@@ -199,7 +219,7 @@ def _episodes(
             and (rules is None or row["rule_id"] in rules)
             and (end is None or row["fired_at"] < end)
         ):
-            logged.append({**row, "email_status": None, "resolved_at": None})
+            logged.append({**row, "resolved_at": None})
     for episode in logged:
         key = (episode["rule_id"], episode["unit_code"], episode["episode"])
         if episode["resolved_at"] is not None:
@@ -233,6 +253,9 @@ def alert_history(
     rules = _rule_ids(source, filters)
     if codes == set() or rules == []:
         return pd.DataFrame([], columns=HISTORY_COLUMNS)
+    devices = device_map(source)
+    if codes is not None:  # the devices in those units: their alerts are the units' too
+        codes |= {code for code, device in devices.items() if device.unit_code in codes}
     tz = source.tz
     start = (
         datetime.combine(filters.date_from, time(0), tz) if filters.date_from is not None else None
@@ -245,19 +268,23 @@ def alert_history(
     episodes = [
         row
         for row in _episodes(source, codes, rules, filters, start, end, limit)
-        if access.can_see(row["unit_code"])
+        if sees_alert(access, alert_unit(source, row["rule_id"], row["unit_code"], devices))
     ]
-    acks = source.actions.acks(
-        AckKey(row["rule_id"], row["unit_code"], row["episode"]) for row in episodes
-    )
+    keys = [AckKey(row["rule_id"], row["unit_code"], row["episode"]) for row in episodes]
+    acks = source.actions.acks(keys)
+    outbox = optional("the e-mails of the history", lambda: deliveries(source, keys))
+    notes = optional("the notes of the history", lambda: source.actions.notes(keys))
     known = source.rules
     now = source.clock.now()
     records = []
     for row in episodes:
         rule = known.get(row["rule_id"])
         unit = source.hierarchy.get(row["unit_code"])
-        ack = acks.get(AckKey(row["rule_id"], row["unit_code"], row["episode"]))
+        key = AckKey(row["rule_id"], row["unit_code"], row["episode"])
+        ack = acks.get(key)
         ended = row["resolved_at"]
+        sent = outbox.get(key, EpisodeDelivery()) if outbox is not None else None
+        written = tuple(notes.get(key, ())) if notes is not None else None
         records.append(
             {
                 "rule_id": row["rule_id"],
@@ -265,7 +292,7 @@ def alert_history(
                 "severity": rule.severity if rule else None,
                 "unit_code": row["unit_code"],
                 "level": unit.level if unit else None,
-                "unit_name": source.unit_name(row["unit_code"], lang),
+                "unit_name": place_name(source, row["rule_id"], row["unit_code"], lang, devices),
                 "episode": row["episode"],
                 "status": row["status"],
                 "fired_at": row["fired_at"],
@@ -277,7 +304,45 @@ def alert_history(
                 ),
                 "acked_by": ack.acked_by if ack else None,
                 "ack_comment": ack.comment if ack else None,
-                "email_status": row["email_status"],
+                "email_status": sent.email_status() if sent is not None else None,
+                "notes": notes_text(written, tz) if written is not None else None,
+                "note_rows": written,
             }
         )
     return times(pd.DataFrame(records, columns=HISTORY_COLUMNS), "fired_at", "resolved_at")
+
+
+def _episode_exists(source: AlertSource, rule_id: str, unit_code: str, episode: int) -> bool:
+    """An episode that fired: open now (alert_states) or in the history (its firing event)."""
+    states, log_c = alert_states.c, notification_log.c
+    open_now = select(states.episode).where(
+        states.rule_id == rule_id,
+        states.unit_code == unit_code,
+        states.episode == episode,
+        states.fired_at.is_not(None),
+    )
+    logged = select(log_c.id).where(
+        log_c.rule_id == rule_id,
+        log_c.unit_code == unit_code,
+        log_c.episode == episode,
+        log_c.kind == "firing",
+    )
+    try:
+        with source.engine.connect() as connection:
+            return (
+                connection.execute(open_now.limit(1)).first() is not None
+                or connection.execute(logged.limit(1)).first() is not None
+            )
+    except SQLAlchemyError as exc:
+        raise RetryableError(f"the alert could not be read: {exc}") from exc
+
+
+def add_note(
+    source: AlertSource, access: Access, rule_id: str, unit_code: str, episode: int, text: str
+) -> Note:
+    """Write down, as the signed-in user, what was done about an episode (open or over).
+    Refused like acknowledging; an episode that never fired answers like another unit's."""
+    check_alert(source, access, rule_id, unit_code)
+    if not _episode_exists(source, rule_id, unit_code, episode):
+        raise not_yours("cảnh báo", "alert")  # the very words of another unit's alert
+    return source.actions.add_note(rule_id, unit_code, episode, access.username, text)

@@ -1,11 +1,13 @@
-"""The alerts console, ``/alerts/``: active alerts with acknowledgements, who is told,
-silences, and the history with filters, each with its CSV download (issue #5).
+"""The alerts console, ``/alerts/``: active alerts with acknowledgements, who is told and
+how their e-mail went, notes, who is on duty, the e-mails that failed, silences, and the
+history with filters, each with its CSV download (issues #5, #6).
 
 Callbacks are plain functions of a :class:`DashboardContext` and the user's
 :class:`Access` (tests call them with crafted users); :func:`mount_alerts_page` binds them
-with ``current_access()``. Reading and acting go through dashboard/alerts_data.py,
-alerts_silences.py and alerts_history.py, which keep to the user's units; the buttons are
-only drawn for who may act, and the functions refuse anyway.
+with ``current_access()`` (dashboard/alerts_callbacks.py, with the CSV exports). Reading
+and acting go through dashboard/alerts_data.py, alerts_delivery.py, alerts_silences.py
+and alerts_history.py, which keep to the user's units; the buttons are only drawn for who
+may act, and the functions refuse anyway.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 import dash
-import pandas as pd
 
 from alerts.actions import ActionError, InvalidAction
-from core.errors import RetryableError
+from core.errors import ConfigError, RetryableError
 from dashboard import alerts_silences
 from dashboard.access import Access
 from dashboard.alerts_data import (
@@ -27,24 +28,32 @@ from dashboard.alerts_data import (
     acknowledge,
     active_alerts,
     evaluation_errors,
-    on_duty,
     unacknowledge,
     unit_choices,
 )
-from dashboard.alerts_history import HISTORY_LIMIT, HistoryFilter, alert_history
+from dashboard.alerts_delivery import (
+    FAILED_LIMIT,
+    alert_unit,
+    email_queue,
+    failed_emails,
+    on_duty,
+    place_name,
+    sees_alert,
+)
+from dashboard.alerts_history import HISTORY_LIMIT, HistoryFilter, add_note, alert_history
 from dashboard.auth import current_access
 from dashboard.context import DashboardContext
 from dashboard.exports import export_href
-from dashboard.i18n import add_texts, as_lang, format_clock, text
+from dashboard.i18n import add_texts, format_clock, text
 from dashboard.pages import mount_page
 from dashboard.views.alerts import (
     active_table,
     csv_link,
-    duty_panel,
     errors_note,
     history_table,
     silences_table,
 )
+from dashboard.views.alerts_delivery import duty_panel, emails_panel
 from dashboard.views.alerts_forms import DURATIONS, alerts_layout, form_options
 from dashboard.views.panel import message_panel
 
@@ -57,6 +66,7 @@ add_texts(
         "alerts_done_ack": ("Đã xác nhận: {alert}", "Acknowledged: {alert}"),
         "alerts_done_unack": ("Đã bỏ xác nhận: {alert}", "Acknowledgement withdrawn: {alert}"),
         "alerts_done_nothing": ("Không có xác nhận nào để bỏ", "There was no acknowledgement"),
+        "alerts_done_note": ("Đã lưu ghi chú: {alert}", "Note saved: {alert}"),
         "alerts_done_silence": (
             "Đã tạm tắt {target} đến {time}",
             "{target} is silenced until {time}",
@@ -85,6 +95,8 @@ class AlertsView(NamedTuple):
     active: Any
     active_csv: Any
     duty: Any
+    emails: Any
+    emails_csv: Any
     silences: Any
     silences_csv: Any
     history: Any
@@ -105,6 +117,26 @@ def _load_failed(ctx: DashboardContext, lang: str, exc: Exception) -> Any:
         log.exception("alerts page refresh failed")
     seconds = round(ctx.settings.dashboard.refresh_s)
     return message_panel(text("load_error", lang, seconds=seconds), kind="error")
+
+
+def _duty(ctx: DashboardContext, source: AlertSource, access: Access, lang: str) -> Any:
+    after = ctx.settings.alerts.escalation.after_min
+    try:
+        return duty_panel(on_duty(source, access, lang), lang, after_min=after)
+    except ConfigError as exc:  # a bad roster file: say which line, keep the rest
+        log.warning("alerts console: the duty roster could not be read: %s", exc)
+        return duty_panel([], lang, after_min=after, error=str(exc))
+
+
+def _emails(ctx: DashboardContext, source: AlertSource, access: Access, lang: str) -> Any:
+    try:
+        failed = failed_emails(source, access, lang)
+        queue = email_queue(source, access)
+    except Exception as exc:
+        return _load_failed(ctx, lang, exc)
+    return emails_panel(
+        queue, failed, now=ctx.clock.now(), tz=ctx.tz, lang=lang, limit=FAILED_LIMIT
+    )
 
 
 def render_alerts(
@@ -134,9 +166,9 @@ def render_alerts(
         silences = silences_table(
             alerts_silences.silences_frame(source, access, lang), lang=lang, now=now, tz=ctx.tz
         )
-        duty = duty_panel(on_duty(source, access), lang)
+        duty = _duty(ctx, source, access, lang)
     except Exception as exc:
-        return AlertsView(keep, keep, _load_failed(ctx, lang, exc), *([keep] * 6))
+        return AlertsView(keep, keep, _load_failed(ctx, lang, exc), *([keep] * 8))
     history: Any
     history_csv: Any
     try:
@@ -147,6 +179,7 @@ def render_alerts(
             tz=ctx.tz,
             prefix=prefix,
             limit=HISTORY_LIMIT,
+            can_act=access.can_act,
         )
         history_csv = csv_link(
             export_href(prefix, "alerts_history", lang=lang, **chosen.args()), lang
@@ -161,6 +194,8 @@ def render_alerts(
         active=active,
         active_csv=csv_link(export_href(prefix, "alerts_active", lang=lang), lang),
         duty=duty,
+        emails=_emails(ctx, source, access, lang),
+        emails_csv=csv_link(export_href(prefix, "alerts_failed_emails", lang=lang), lang),
         silences=silences,
         silences_csv=csv_link(export_href(prefix, "alerts_silences", lang=lang), lang),
         history=history,
@@ -200,14 +235,14 @@ def describe_alert(ctx: DashboardContext, access: Access, key: object, lang: str
         rule_id, unit_code, _ = parse_key(key)
     except InvalidAction:
         return ""
-    if not access.can_see(unit_code):
-        return ""
     source = AlertSource.from_context(ctx)
+    if not sees_alert(access, alert_unit(source, rule_id, unit_code)):
+        return ""
     return text(
         "alerts_alert_name",
         lang,
         title=source.title(rule_id, lang),
-        unit=source.unit_name(unit_code, lang),
+        unit=place_name(source, rule_id, unit_code, lang),
     )
 
 
@@ -235,6 +270,21 @@ def unacknowledge_alert(
         if not unacknowledge(AlertSource.from_context(ctx), access, rule_id, unit_code, episode):
             return text("alerts_done_nothing", lang)
         return text("alerts_done_unack", lang, alert=describe_alert(ctx, access, key, lang))
+
+    return _attempt(lang, act)
+
+
+def add_note_to_alert(
+    ctx: DashboardContext, access: Access, key: object, note: object, lang_value: object = None
+) -> Outcome:
+    """Write a note on the episode ``key`` (open or in the history) as the user."""
+    lang = ctx.lang(lang_value)
+
+    def act() -> str:
+        rule_id, unit_code, episode = parse_key(key)
+        written = note if isinstance(note, str) else ""
+        add_note(AlertSource.from_context(ctx), access, rule_id, unit_code, episode, written)
+        return text("alerts_done_note", lang, alert=describe_alert(ctx, access, key, lang))
 
     return _attempt(lang, act)
 
@@ -337,32 +387,11 @@ def _signed_in(ctx: DashboardContext) -> Access:
         return Access.nobody(ctx.hierarchy)
 
 
-def register_exports(ctx: DashboardContext) -> None:
-    """The CSV downloads: the same rows as the tables, for the signed-in user."""
-
-    def active(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
-        return active_alerts(AlertSource.from_context(ctx), access, as_lang(args.get("lang")))
-
-    def history(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
-        chosen = HistoryFilter.from_args(args)
-        lang = as_lang(args.get("lang"))
-        return alert_history(AlertSource.from_context(ctx), access, chosen, lang)
-
-    def silences(ctx: DashboardContext, access: Access, args: Mapping[str, str]) -> pd.DataFrame:
-        frame = alerts_silences.silences_frame(
-            AlertSource.from_context(ctx), access, as_lang(args.get("lang"))
-        )
-        return frame.drop(columns=["can_cancel"])
-
-    ctx.exports.add("alerts_active", active)
-    ctx.exports.add("alerts_history", history)
-    ctx.exports.add("alerts_silences", silences)
-
-
 def mount_alerts_page(main: dash.Dash, ctx: DashboardContext) -> dash.Dash:
     """Serve the console at ``<main's prefix>alerts/`` on ``main``'s server, with its CSV
     exports; creates or migrates the tables it reads."""
-    from dashboard.alerts_callbacks import register  # it imports this module's functions
+    # It imports this module's functions.
+    from dashboard.alerts_callbacks import register, register_exports
 
     AlertSource.from_context(ctx).prepare()
     register_exports(ctx)

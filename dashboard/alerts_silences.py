@@ -16,10 +16,10 @@ from dashboard.alerts_data import (
     NotAllowed,
     check_unit,
     role_refused,
-    sees_anything,
     times,
     unit_choices,
 )
+from dashboard.alerts_delivery import sees_anything
 
 SILENCE_COLUMNS: Final = [
     "id",

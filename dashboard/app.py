@@ -28,6 +28,7 @@ from core.db import make_engine
 from core.ports import Clock, DeadLetterStore, Store
 from core.settings import Settings
 from dashboard import callbacks
+from dashboard.ack_link import mount_ack_link
 from dashboard.alerts_page import mount_alerts_page
 from dashboard.auth import Auth, current_access, load_secret
 from dashboard.cache import QueryCache, make_query_cache
@@ -85,6 +86,10 @@ def build_context(
     cache: QueryCache | None = None,
 ) -> DashboardContext:
     """What the callbacks work with (tests build it to call them directly)."""
+    # Ratio metrics (with a denominator, for kpi alert rules) stay out of every metric list
+    # until the dashboard can show a ratio (issue 7): the one place they are filtered out.
+    shown = {key: metric for key, metric in settings.metrics.items() if metric.denominator is None}
+    settings = settings.model_copy(update={"metrics": shown})
     geography = views.geography
     home = views.home()  # prepared now: a bad boundary file fails here, not in the browser
     data = DashboardData(
@@ -189,6 +194,7 @@ def create_app(
     mount_pipeline_page(app, ctx)
     mount_unit_page(app, ctx)
     mount_alerts_page(app, ctx)
+    mount_ack_link(app.server, ctx, secret, routes_prefix=prefix)  # e-mails' acknowledge links
     mount_devices_page(app, ctx)
 
     def layout() -> Any:
@@ -196,7 +202,7 @@ def create_app(
         lang = page_lang(ctx)
         return page_layout(
             site_name=settings.site.name,
-            metrics=settings.metrics,
+            metrics=ctx.settings.metrics,
             metric_id=default_metric,
             lang=lang,
             refresh_s=settings.dashboard.refresh_s,

@@ -18,6 +18,12 @@ callbacks) carry the ``X-CSRFToken`` header that Dash's renderer copies from the
 ``_csrf_token`` cookie, which another site can neither read nor set (double-submit with a
 session-bound token).
 
+Not gated: the sign-in form, the assets, and the acknowledge links of alert e-mails
+(``/ack/<token>``, dashboard/ack_link.py), whose signed token in the path is the credential
+and which need no CSRF token (a forged post would have to know the secret token already).
+The session key itself comes from core/secrets.py (the alert engine signs those links with
+a key derived from it).
+
 Proxy mode: a reverse proxy with single sign-on names the user in ``proxy_header``; the
 header is believed only from ``proxy_trusted`` addresses, and the user must exist here
 (their role and units come from our database, not from the proxy).
@@ -27,12 +33,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,8 +44,8 @@ from flask import Flask, Response, g, has_request_context, redirect, request, se
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Response as BaseResponse
 
-from core.errors import ConfigError
 from core.ports import Clock
+from core.secrets import load_secret as load_secret  # importable from here too
 from core.settings import AuthSettings, Settings
 from dashboard.access import Access
 from dashboard.i18n import as_lang
@@ -59,6 +63,7 @@ CSRF_HEADER = "X-CSRFToken"
 LANG_COOKIE = "cityops_lang"
 SESSION_COOKIE = "cityops_session"
 _DASH_API = ("_dash-update-component", "_dash-layout", "_dash-dependencies")
+ACK_PATH = "ack/"  # dashboard/ack_link.py
 
 
 def current_access() -> Access:
@@ -81,40 +86,6 @@ def remembered_lang(default: str) -> str:
         return cookie
     user = current_user()
     return as_lang(user.language if user else None, default=as_lang(default))
-
-
-def load_secret(settings: Settings) -> bytes:
-    """The key that signs session cookies: from the environment (settings) or the key
-    file, created (0600, 32 random bytes) when missing. Several workers share the file."""
-    auth = settings.dashboard.auth
-    if auth.secret_key is not None:
-        value = auth.secret_key.get_secret_value().encode()
-        if len(value) < 16:
-            raise ConfigError("dashboard.auth.secret_key", "***", "must be at least 16 bytes")
-        return value
-    path = settings.path(auth.secret_key_file)
-    try:
-        return _read_or_create_key(path)
-    except OSError as exc:
-        raise ConfigError(
-            "dashboard.auth.secret_key_file", str(path), f"cannot be read or created ({exc})"
-        ) from exc
-
-
-def _read_or_create_key(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker made it a moment ago
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-    value = path.read_text().strip().encode()
-    if len(value) < 16:
-        raise OSError(f"the key in {path} is shorter than 16 bytes")
-    return value
 
 
 @dataclass
@@ -188,7 +159,13 @@ class Auth:
         rest = path[len(self.routes) :] if path.startswith(self.routes) else None
         if rest is None:
             return False
-        return rest in ("login", "logout", "_favicon.ico") or rest.startswith("assets/")
+        return (
+            rest in ("login", "logout", "_favicon.ico")
+            or rest.startswith("assets/")
+            # The acknowledge links of alert e-mails: the signed token in the path is the
+            # credential, and the page is the only form that posts it (no CSRF token).
+            or rest.startswith(ACK_PATH)
+        )
 
     def gate(self) -> BaseResponse | None:
         if self._public(request.path):

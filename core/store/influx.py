@@ -23,10 +23,12 @@ from core.settings import InfluxSettings
 from core.store.lineprotocol import clean_points, encode_lines, nfc, refused_error
 from core.store.rollup import (
     DeviceLast,
+    DeviceStats,
     check_aggregation,
     epoch_ms,
     every_ms,
     roll_up,
+    roll_up_window,
     utc_from_ms,
 )
 from core.types import Aggregation, MetricRef, Point, SeriesPoint, UnitRef, UnitValue
@@ -55,6 +57,22 @@ def time_literal(ts: datetime) -> str:
     return f"{epoch_ms(ts)}ms"
 
 
+def _where(since: datetime, until: datetime | None, parent: UnitRef | None) -> str:
+    where = f"time >= {time_literal(since)}"
+    if until is not None:
+        where += f" AND time < {time_literal(until)}"
+    if parent is not None:
+        where += f" AND {quote_ident(nfc(parent.level))} = {quote_string(nfc(parent.code))}"
+    return where
+
+
+def _group_by(level: str) -> str:
+    """Per (device, unit) pair; level "device" is the device tag itself."""
+    if nfc(level) == "device":
+        return 'GROUP BY "device"'
+    return f'GROUP BY "device", {quote_ident(nfc(level))}'
+
+
 def latest_query(
     metric: MetricRef,
     level: str,
@@ -63,14 +81,25 @@ def latest_query(
     until: datetime | None = None,
 ) -> str:
     """Each (device, unit) pair's last value at or after ``since`` (and before ``until``)."""
-    where = f"time >= {time_literal(since)}"
-    if until is not None:
-        where += f" AND time < {time_literal(until)}"
-    if parent is not None:
-        where += f" AND {quote_ident(nfc(parent.level))} = {quote_string(nfc(parent.code))}"
     return (
         f"SELECT last({quote_ident(nfc(metric.field))}) FROM {quote_ident(nfc(metric.measurement))}"
-        f' WHERE {where} GROUP BY "device", {quote_ident(nfc(level))}'
+        f" WHERE {_where(since, until, parent)} {_group_by(level)}"
+    )
+
+
+def window_stats_query(
+    metric: MetricRef,
+    level: str,
+    start: datetime,
+    end: datetime,
+    parent: UnitRef | None = None,
+) -> str:
+    """Each (device, unit) pair's count, sum, min and max of every value in [start, end)."""
+    field = quote_ident(nfc(metric.field))
+    return (
+        f"SELECT count({field}), sum({field}), min({field}), max({field})"
+        f" FROM {quote_ident(nfc(metric.measurement))}"
+        f" WHERE {_where(start, end, parent)} {_group_by(level)}"
     )
 
 
@@ -299,14 +328,50 @@ class InfluxStore:
         level_tag = nfc(level)
         rows: list[DeviceLast] = []
         for series in result.get("series", []):
-            tags = series.get("tags") or {}
-            device, unit = tags.get("device", ""), tags.get(level_tag, "")
+            device, unit = _pair(series, level_tag)
             rows.extend(
                 DeviceLast(device, unit, ts_ms, float(value))
                 for ts_ms, value in series["values"]
                 if value is not None
             )
         return roll_up(rows, aggregation)
+
+    def window_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        start: datetime,
+        end: datetime,
+        aggregation: Aggregation,
+        parent: UnitRef | None = None,
+    ) -> list[UnitValue]:
+        """Two statements: the statistics of every pair, then each pair's last reading (its
+        time and value; InfluxQL gives no time for last() next to other functions)."""
+        aggregation = check_aggregation(aggregation)
+        doing = f"read the window of {metric.measurement}.{metric.field}"
+        level_tag = nfc(level)
+        stats: list[DeviceStats] = []
+        result = self._query(window_stats_query(metric, level, start, end, parent), doing)
+        for series in result.get("series", []):
+            device, unit = _pair(series, level_tag)
+            stats.extend(
+                DeviceStats(device, unit, int(count), float(total), float(low), float(high))
+                for _, count, total, low, high in series["values"]
+                if count
+            )
+        if not stats:
+            return []
+        result = self._query(latest_query(metric, level, start, parent, end), doing)
+        lasts: list[DeviceLast] = []
+        for series in result.get("series", []):
+            device, unit = _pair(series, level_tag)
+            lasts.extend(
+                DeviceLast(device, unit, ts_ms, float(value))
+                for ts_ms, value in series["values"]
+                if value is not None
+            )
+        return roll_up_window(lasts, stats, aggregation)
 
     def series(
         self,
@@ -336,6 +401,12 @@ class InfluxStore:
             self._v2_client = None
         if self._owns_session:
             self._session.close()
+
+
+def _pair(series: dict[str, Any], level_tag: str) -> tuple[str, str]:
+    """The (device, unit) tags of one answer series; "" for a tag the points lack."""
+    tags = series.get("tags") or {}
+    return str(tags.get("device") or ""), str(tags.get(level_tag) or "")
 
 
 def _v2_error(exc: Exception, doing: str) -> RetryableError | PermanentError:

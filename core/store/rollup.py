@@ -1,8 +1,10 @@
-"""The store's shared pure logic: millisecond time, bucket widths and the roll-up
-of "each device's last value" into one value per administrative unit.
+"""The store's shared pure logic: millisecond time, bucket widths and the roll-ups into
+one value per administrative unit.
 
 Both adapters fetch the last value per (device, unit) pair and hand the rows to
-:func:`roll_up`, so "latest per unit" means exactly the same on SQLite and InfluxDB.
+:func:`roll_up`, so "latest per unit" means exactly the same on SQLite and InfluxDB. For
+a window (:func:`roll_up_window`) they add each pair's count, sum, min and max of every
+reading, so a unit's mean is the exact mean of all its readings, whatever the adapter.
 """
 
 from __future__ import annotations
@@ -102,3 +104,61 @@ def roll_up(rows: Iterable[DeviceLast], aggregation: Aggregation) -> list[UnitVa
         )
         for code, unit_rows in sorted(by_unit.items())
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStats:
+    """Every reading of one device in a window while it carried one unit tag
+    (``device``/``unit`` as in :class:`DeviceLast`)."""
+
+    device: str
+    unit: str
+    count: int
+    total: float
+    low: float
+    high: float
+
+
+def roll_up_window(
+    lasts: Iterable[DeviceLast], stats: Iterable[DeviceStats], aggregation: Aggregation
+) -> list[UnitValue]:
+    """Per unit: ``aggregation`` over every reading of its devices in the window, from each
+    (device, unit) pair's statistics (``stats``) and last reading (``lasts``: for ``last``
+    and the newest time). Each reading counts for the unit it was tagged with, so a device
+    that moved counts in both units. Units without readings are absent; sorted by code."""
+    aggregation = check_aggregation(aggregation)
+    stats_by_unit: dict[str, list[DeviceStats]] = {}
+    for row in stats:
+        if row.unit and row.count > 0:
+            stats_by_unit.setdefault(row.unit, []).append(row)
+    lasts_by_unit: dict[str, list[DeviceLast]] = {}
+    for last in lasts:
+        if last.unit in stats_by_unit:
+            lasts_by_unit.setdefault(last.unit, []).append(last)
+    result = []
+    for code, unit_stats in sorted(stats_by_unit.items()):
+        unit_lasts = lasts_by_unit.get(code)
+        if not unit_lasts:  # a reading written between the two queries: next round
+            continue
+        newest = max(unit_lasts, key=lambda row: (row.ts_ms, row.device, row.value))
+        result.append(
+            UnitValue(
+                code=code,
+                value=_window_value(unit_stats, newest, aggregation),
+                ts=utc_from_ms(newest.ts_ms),
+                devices=len({row.device for row in unit_stats}),  # "" = one untagged source
+            )
+        )
+    return result
+
+
+def _window_value(rows: list[DeviceStats], newest: DeviceLast, aggregation: Aggregation) -> float:
+    if aggregation == "mean":
+        return math.fsum(row.total for row in rows) / sum(row.count for row in rows)
+    if aggregation == "sum":
+        return math.fsum(row.total for row in rows)
+    if aggregation == "max":
+        return max(row.high for row in rows)
+    if aggregation == "min":
+        return min(row.low for row in rows)
+    return newest.value

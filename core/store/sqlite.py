@@ -21,10 +21,12 @@ from core.errors import PermanentError, RetryableError
 from core.store.lineprotocol import CleanPoint, clean_points, nfc, refused_error
 from core.store.rollup import (
     DeviceLast,
+    DeviceStats,
     check_aggregation,
     epoch_ms,
     every_ms,
     roll_up,
+    roll_up_window,
     utc_from_ms,
 )
 from core.types import Aggregation, MetricRef, Point, SeriesPoint, UnitRef, UnitValue
@@ -76,6 +78,19 @@ JOIN points AS p ON p.series_id = s.id AND p.field = :field AND p.ts_ms = (
     ORDER BY ts_ms DESC LIMIT 1
 )
 WHERE s.measurement = :measurement
+"""
+# Per (device, unit) pair: count, sum, min and max of every reading in [:start, :end).
+_WINDOW_SQL = """
+SELECT coalesce(device.value, ''), unit.value,
+       count(p.value), sum(p.value), min(p.value), max(p.value)
+FROM series AS s
+{parent_join}
+JOIN series_tags AS unit ON unit.series_id = s.id AND unit.key = :level
+LEFT JOIN series_tags AS device ON device.series_id = s.id AND device.key = 'device'
+JOIN points AS p ON p.series_id = s.id AND p.field = :field
+    AND p.ts_ms >= :start AND p.ts_ms < :end
+WHERE s.measurement = :measurement
+GROUP BY 1, 2
 """
 # :until when the caller gives no end: the largest SQLite INTEGER, far beyond datetime.max.
 _NO_END_MS = 2**63 - 1
@@ -304,6 +319,43 @@ class SqliteStore:
             rows = conn.execute(sql, params).fetchall()
         return roll_up(
             (DeviceLast(device, unit, ts_ms, value) for device, unit, ts_ms, value in rows),
+            aggregation,
+        )
+
+    def window_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        start: datetime,
+        end: datetime,
+        aggregation: Aggregation,
+        parent: UnitRef | None = None,
+    ) -> list[UnitValue]:
+        aggregation = check_aggregation(aggregation)
+        params = {
+            "measurement": nfc(metric.measurement),
+            "field": nfc(metric.field),
+            "level": nfc(level),
+            "since": epoch_ms(start),
+            "until": epoch_ms(end),
+        }
+        params |= {"start": params["since"], "end": params["until"]}
+        if parent is not None:
+            params |= {"parent_level": nfc(parent.level), "parent_code": nfc(parent.code)}
+        join = _PARENT_JOIN if parent is not None else ""
+        doing = f"read the window of {metric.measurement}.{metric.field}"
+        with self._reading(doing) as conn:
+            # One read transaction: the last readings and the statistics see the same data.
+            conn.execute("BEGIN")
+            try:
+                stats = conn.execute(_WINDOW_SQL.format(parent_join=join), params).fetchall()
+                lasts = conn.execute(_LATEST_SQL.format(parent_join=join), params).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return roll_up_window(
+            (DeviceLast(device, unit, ts_ms, value) for device, unit, ts_ms, value in lasts),
+            (DeviceStats(*row) for row in stats),
             aggregation,
         )
 

@@ -1,12 +1,12 @@
-"""The alerts console's tables: active alerts, store errors, who is told, silences and the
-history. Pure: DataFrames from dashboard/alerts_data.py in, components out. The forms and
-the page's component ids are in dashboard/views/alerts_forms.py.
+"""The alerts console's tables: active alerts, store errors, silences and the history.
+Pure: DataFrames from dashboard/alerts_data.py in, components out. Who is told, the notes
+and the e-mails are in dashboard/views/alerts_delivery.py; the forms and the page's
+component ids in dashboard/views/alerts_forms.py.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -18,6 +18,17 @@ from core.settings import MetricSettings
 from dashboard.exports import csv_link as export_link
 from dashboard.i18n import add_texts, format_duration, format_number, format_when, text
 from dashboard.routes import area_href
+from dashboard.views.alerts_delivery import (
+    alert_key,
+    data_attrs,
+    note_button,
+    notes_block,
+    present,
+    records,
+    table,
+    told_cell,
+    when,
+)
 from dashboard.views.alerts_forms import ACK_BUTTON, CANCEL_BUTTON, SILENCE_BUTTON, UNACK_BUTTON
 from dashboard.views.panel import message_panel
 
@@ -30,7 +41,6 @@ add_texts(
         "alerts_col_state": ("Trạng thái", "State"),
         "alerts_col_since": ("Từ lúc", "Since"),
         "alerts_col_ack": ("Xác nhận", "Acknowledged"),
-        "alerts_col_duty": ("Trực ban", "On duty"),
         "alerts_col_actions": ("Thao tác", "Actions"),
         "alerts_col_fired": ("Bắt đầu", "Started"),
         "alerts_col_resolved": ("Kết thúc", "Ended"),
@@ -60,6 +70,7 @@ add_texts(
             "không gửi: đã hết trong lúc tạm tắt",
             "not sent: over while silenced",
         ),
+        "alerts_email_dropped": ("không gửi: không có ai để báo", "not sent: nobody to tell"),
         "alerts_email_none": ("–", "–"),
         "alerts_kind_unit": ("Đơn vị", "Unit"),
         "alerts_kind_device": ("Thiết bị", "Device"),
@@ -88,44 +99,13 @@ add_texts(
             "Không đánh giá được «{title}» cho {units} đơn vị: {error}",
             "«{title}» could not be evaluated for {units} units: {error}",
         ),
-        "alerts_duty_note": (
-            "Chưa có lịch trực (sẽ có ở issue #6): thư cảnh báo đang gửi tới các địa chỉ cấu "
-            "hình trong alerts.recipients.",
-            "Duty rosters are not there yet (issue #6): alert e-mails go to the addresses "
-            "configured in alerts.recipients.",
-        ),
-        "alerts_duty_none": (
-            "Chưa cấu hình người nhận thư cảnh báo",
-            "No recipient of alert e-mails is configured",
-        ),
     }
 )
 
 
-def _data(**values: str) -> dict[str, Any]:
-    """``data-*`` attributes, for styling and for tests to find rows and cells."""
-    return {f"data-{key}": value for key, value in values.items()}
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return cast(list[dict[str, Any]], frame.to_dict("records"))
-
-
-def _present(value: Any) -> bool:
-    return (
-        value is not None
-        and value is not pd.NaT
-        and not (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def _when(value: Any, tz: ZoneInfo) -> str:
-    return format_when(value.to_pydatetime(), tz) if _present(value) else ""
-
-
 def _since(value: Any, now: datetime, tz: ZoneInfo, lang: str) -> str:
     """ "14:05 02/11 (12 phút trước)": local time and age."""
-    if not _present(value):
+    if not present(value):
         return text("not_available", lang)
     moment = value.to_pydatetime()
     age = format_duration(max(0.0, (now - moment).total_seconds()), lang)
@@ -137,13 +117,13 @@ def severity_badge(severity: Any, lang: str) -> html.Span:
     return html.Span(
         text(f"alerts_severity_{name}", lang),
         className=f"alerts-severity alerts-severity-{name}",
-        **_data(severity=name),
+        **data_attrs(severity=name),
     )
 
 
 def value_text(value: Any, metric: MetricSettings | None, lang: str) -> str:
     """The value with the metric's decimals and unit ("92,4 µg/m³"); "–" when unknown."""
-    if not _present(value):
+    if not present(value):
         return text("not_available", lang)
     decimals = metric.decimals if metric is not None else 1
     number = format_number(float(value), lang, decimals)
@@ -153,29 +133,19 @@ def value_text(value: Any, metric: MetricSettings | None, lang: str) -> str:
 def unit_link(row: Mapping[str, Any], prefix: str, lang: str) -> Any:
     """The unit's full name, linked to its page when the hierarchy knows it."""
     level = row.get("level")
-    if not _present(level):
+    if not present(level):
         return row["unit_name"]
     return html.A(
         row["unit_name"], href=area_href(prefix, str(level), str(row["unit_code"]), lang=lang)
     )
 
 
-def _table(headers: Sequence[str], rows: list[Any], lang: str, class_name: str) -> html.Table:
-    head = html.Thead(html.Tr([html.Th(text(key, lang), scope="col") for key in headers]))
-    return html.Table([head, html.Tbody(rows)], className=f"alerts-table {class_name}")
-
-
-def alert_key(row: Mapping[str, Any]) -> str:
-    """``rule|unit|episode``: what the row's buttons act on."""
-    return f"{row['rule_id']}|{row['unit_code']}|{int(row['episode'])}"
-
-
 def _ack_cell(row: Mapping[str, Any], tz: ZoneInfo, lang: str) -> list[Any]:
-    if not _present(row.get("acked_by")):
+    if not present(row.get("acked_by")):
         return [html.Span(text("alerts_not_acked", lang), className="alerts-not-acked")]
     cell: list[Any] = [
         html.Span(
-            text("alerts_acked", lang, user=row["acked_by"], time=_when(row["acked_at"], tz)),
+            text("alerts_acked", lang, user=row["acked_by"], time=when(row["acked_at"], tz)),
             className="alerts-acked",
         )
     ]
@@ -186,9 +156,9 @@ def _ack_cell(row: Mapping[str, Any], tz: ZoneInfo, lang: str) -> list[Any]:
 
 def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
     buttons: list[Any] = []
-    if _present(row.get("episode")):
+    if present(row.get("episode")):
         key = alert_key(row)
-        if _present(row.get("acked_by")):
+        if present(row.get("acked_by")):
             buttons.append(
                 html.Button(
                     text("alerts_unack_button", lang),
@@ -204,7 +174,7 @@ def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
                     className="alerts-button",
                 )
             )
-    if _present(row.get("level")):
+    if present(row.get("level")):
         buttons.append(
             html.Button(
                 text("alerts_silence_button", lang),
@@ -212,6 +182,8 @@ def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
                 className="alerts-button alerts-secondary",
             )
         )
+    if present(row.get("episode")):
+        buttons.append(note_button(row, lang, "active"))
     return buttons
 
 
@@ -235,15 +207,15 @@ def active_table(
         "alerts_col_value",
         "alerts_col_state",
         "alerts_col_since",
-        "alerts_col_duty",
+        "alerts_col_told",
         "alerts_col_ack",
     ] + (["alerts_col_actions"] if can_act else [])
     rows = []
-    for row in _records(frame):
+    for row in records(frame):
         state = str(row["state"])
         alert_cell: list[Any] = [html.Span(row["title"], className="alerts-title")]
-        if _present(row.get("silenced_until")):
-            until = _when(row["silenced_until"], tz)
+        if present(row.get("silenced_until")):
+            until = when(row["silenced_until"], tz)
             alert_cell.append(
                 html.Div(
                     text("alerts_silenced_until", lang, time=until),
@@ -251,6 +223,7 @@ def active_table(
                     title=str(row.get("silence_reason") or ""),
                 )
             )
+        alert_cell.extend(notes_block(row, tz, lang))
         cells: list[Any] = [
             severity_badge(row["severity"], lang),
             alert_cell,
@@ -258,9 +231,7 @@ def active_table(
             value_text(row["value"], metrics.get(str(row["metric"])), lang),
             html.Span(text(f"alerts_state_{state}", lang), className=f"alerts-state-{state}"),
             _since(row["since"], now, tz, lang),
-            html.Span(
-                row.get("on_duty") or text("not_available", lang), className="alerts-duty-cell"
-            ),
+            told_cell(row, tz, lang),
             _ack_cell(row, tz, lang),
         ]
         if can_act:
@@ -269,10 +240,10 @@ def active_table(
             html.Tr(
                 [html.Td(cell) for cell in cells],
                 className=f"alerts-row alerts-row-{row['severity']}",
-                **_data(rule=str(row["rule_id"]), unit=str(row["unit_code"]), state=state),
+                **data_attrs(rule=str(row["rule_id"]), unit=str(row["unit_code"]), state=state),
             )
         )
-    return _table(headers, rows, lang, "alerts-active-table")
+    return table(headers, rows, lang, "alerts-active-table")
 
 
 def errors_note(frame: pd.DataFrame, lang: str) -> list[Any]:
@@ -284,17 +255,6 @@ def errors_note(frame: pd.DataFrame, lang: str) -> list[Any]:
         )
         for row in frame.itertuples()
     ]
-
-
-def duty_panel(recipients: Sequence[str], lang: str) -> html.Div:
-    """Who is told about alerts, with the note that rosters come later."""
-    if not recipients:
-        listing: Any = html.P(text("alerts_duty_none", lang), className="panel-note")
-    else:
-        listing = html.Ul([html.Li(address) for address in recipients], className="alerts-duty")
-    return html.Div(
-        [listing, html.P(text("alerts_duty_note", lang), className="alerts-note")],
-    )
 
 
 def silences_table(frame: pd.DataFrame, *, lang: str, now: datetime, tz: ZoneInfo) -> Any:
@@ -310,7 +270,7 @@ def silences_table(frame: pd.DataFrame, *, lang: str, now: datetime, tz: ZoneInf
         "alerts_col_actions",
     ]
     rows = []
-    for row in _records(frame):
+    for row in records(frame):
         cancel = (
             html.Button(
                 text("alerts_cancel_button", lang),
@@ -330,12 +290,38 @@ def silences_table(frame: pd.DataFrame, *, lang: str, now: datetime, tz: ZoneInf
             f"{format_when(until, tz)} ({left})",
             cancel,
         ]
-        rows.append(html.Tr([html.Td(cell) for cell in cells], **_data(silence=str(row["id"]))))
-    return _table(headers, rows, lang, "alerts-silences-table")
+        rows.append(
+            html.Tr([html.Td(cell) for cell in cells], **data_attrs(silence=str(row["id"])))
+        )
+    return table(headers, rows, lang, "alerts-silences-table")
 
 
-def history_table(frame: pd.DataFrame, *, lang: str, tz: ZoneInfo, prefix: str, limit: int) -> Any:
-    """Episodes, newest first, with a note when the limit cut the list."""
+EMAIL_STATES = ("pending", "sent", "failed", "silenced", "suppressed", "dropped", "none")
+
+
+def email_cell(status: Any, lang: str) -> html.Span:
+    """The e-mail of an episode's firing event; "không có dữ liệu" when it could not be read."""
+    if not present(status):
+        return html.Span(text("alerts_no_data", lang), className="alerts-no-data")
+    name = status if status in EMAIL_STATES else "none"
+    return html.Span(
+        text(f"alerts_email_{name}", lang),
+        className=f"alerts-email-{name}",
+        **data_attrs(email=name),
+    )
+
+
+def history_table(
+    frame: pd.DataFrame,
+    *,
+    lang: str,
+    tz: ZoneInfo,
+    prefix: str,
+    limit: int,
+    can_act: bool = False,
+) -> Any:
+    """Episodes, newest first, with their notes, and a note when the limit cut the list;
+    a "note" button per episode for who may act."""
     if frame.empty:
         return message_panel(text("alerts_none_history", lang))
     headers = [
@@ -348,31 +334,34 @@ def history_table(frame: pd.DataFrame, *, lang: str, tz: ZoneInfo, prefix: str, 
         "alerts_col_duration",
         "alerts_col_ack",
         "alerts_col_email",
-    ]
+    ] + (["alerts_col_actions"] if can_act else [])
     rows = []
-    for row in _records(frame):
+    for row in records(frame):
         duration = row.get("duration_s")
-        email = row.get("email_status")
-        if email not in ("pending", "sent", "failed", "silenced", "suppressed"):
-            email = "none"
         cells = [
             severity_badge(row["severity"], lang),
-            row["title"],
+            [html.Span(row["title"]), *notes_block(row, tz, lang)],
             unit_link(row, prefix, lang),
             text(f"alerts_status_{row['status']}", lang),
-            _when(row["fired_at"], tz),
-            _when(row["resolved_at"], tz),
-            format_duration(float(cast(float, duration)), lang) if _present(duration) else "",
-            row["acked_by"] if _present(row.get("acked_by")) else "",
-            text(f"alerts_email_{email}", lang),
+            when(row["fired_at"], tz),
+            when(row["resolved_at"], tz),
+            format_duration(float(cast(float, duration)), lang) if present(duration) else "",
+            row["acked_by"] if present(row.get("acked_by")) else "",
+            email_cell(row.get("email_status"), lang),
         ]
+        if can_act:
+            cells.append(note_button(row, lang, "history"))
         rows.append(
             html.Tr(
                 [html.Td(cell) for cell in cells],
-                **_data(rule=str(row["rule_id"]), unit=str(row["unit_code"])),
+                **data_attrs(
+                    rule=str(row["rule_id"]),
+                    unit=str(row["unit_code"]),
+                    episode=str(row["episode"]),
+                ),
             )
         )
-    parts: list[Any] = [_table(headers, rows, lang, "alerts-history-table")]
+    parts: list[Any] = [table(headers, rows, lang, "alerts-history-table")]
     if len(frame) >= limit:
         parts.insert(
             0, html.P(text("alerts_history_limit", lang, count=limit), className="alerts-note")

@@ -33,6 +33,14 @@ ACK_TARGET = "alerts-ack-target"
 ACK_COMMENT = "alerts-ack-comment"
 ACK_SUBMIT = "alerts-ack-submit"
 ACK_CLOSE = "alerts-ack-close"
+NOTE_FORM = "alerts-note-form"
+NOTE_KEY = "alerts-note-key"  # dcc.Store: "rule|unit|episode" of the alert being noted
+NOTE_TARGET = "alerts-note-target"
+NOTE_TEXT = "alerts-note-text"
+NOTE_SUBMIT = "alerts-note-submit"
+NOTE_CLOSE = "alerts-note-close"
+EMAILS = "alerts-emails"  # the e-mail queue and the e-mails that failed
+EMAILS_CSV = "alerts-emails-csv"
 SILENCE_FORM = "alerts-silence-form"
 SILENCE_KIND = "alerts-silence-kind"
 SILENCE_TARGET = "alerts-silence-target"
@@ -52,6 +60,7 @@ ACK_BUTTON = "alerts-ack-button"
 UNACK_BUTTON = "alerts-unack-button"
 SILENCE_BUTTON = "alerts-silence-button"
 CANCEL_BUTTON = "alerts-cancel-button"
+NOTE_BUTTON = "alerts-note-button"  # {"type", "key", "at": "active" | "history"}
 TEXT = "alerts-text"
 
 DURATIONS: Final = ("30", "60", "240", "1440", "until")  # minutes, or until a given time
@@ -62,7 +71,8 @@ add_texts(
     {
         "alerts_title": ("Cảnh báo", "Alerts"),
         "alerts_active_heading": ("Cảnh báo đang diễn ra", "Active alerts"),
-        "alerts_duty_heading": ("Người nhận cảnh báo", "Who is told"),
+        "alerts_duty_heading": ("Người đang trực", "Who is on duty"),
+        "alerts_emails_heading": ("E-mail không gửi được", "E-mails that could not be sent"),
         "alerts_silences_heading": ("Tạm tắt cảnh báo", "Silences"),
         "alerts_history_heading": ("Lịch sử cảnh báo", "Alert history"),
         "alerts_view_only": (
@@ -73,6 +83,13 @@ add_texts(
         "alerts_ack_comment": ("Ghi chú (không bắt buộc)", "Comment (optional)"),
         "alerts_ack_submit": ("Xác nhận", "Acknowledge"),
         "alerts_ack_close": ("Đóng", "Close"),
+        "alerts_note_heading": ("Ghi chú xử lý", "Note on an alert"),
+        "alerts_note_text": (
+            "Đã làm gì, xử lý thế nào (bắt buộc)",
+            "What was done, how it was resolved (required)",
+        ),
+        "alerts_note_submit": ("Lưu ghi chú", "Save the note"),
+        "alerts_note_close": ("Đóng", "Close"),  # its own key: a text's id appears once
         "alerts_silence_heading": ("Tạm tắt cảnh báo mới", "New silence"),
         "alerts_silence_kind": ("Tạm tắt", "Silence"),
         "alerts_silence_target": ("Đối tượng", "Target"),
@@ -124,9 +141,11 @@ def texts_for(keys: Sequence[str], lang: str) -> list[str]:
     return [text(key, lang) for key in keys]
 
 
-def _field(key: str, lang: str, control: Any, control_id: str) -> html.Div:
+def _field(key: str, lang: str, control: Any, control_id: str | None = None) -> html.Div:
+    """A labelled control (the label names ``control_id``, else the control's own id)."""
+    target = control_id or control.id
     return html.Div(
-        [html.Label(label(key, lang), htmlFor=control_id), control], className="alerts-field"
+        [html.Label(label(key, lang), htmlFor=target), control], className="alerts-field"
     )
 
 
@@ -148,35 +167,97 @@ def form_options(
     }
 
 
-def ack_form(lang: str) -> html.Div:
-    """Shown when a row's "Acknowledge" is pressed: which alert, a comment, confirm."""
+def _text_form(
+    lang: str,
+    *,
+    form_id: str,
+    heading: str,
+    target_id: str,
+    field: str,
+    text_id: str,
+    submit: str,
+    submit_id: str,
+    close: str,
+    close_id: str,
+    class_name: str = "alerts-form",
+) -> html.Div:
+    """A hidden form naming one alert, with a text and confirm / close buttons."""
     return html.Div(
         [
-            html.H3(label("alerts_ack_heading", lang)),
-            html.P(id=ACK_TARGET, className="alerts-ack-target"),
+            html.H3(label(heading, lang)),
+            html.P(id=target_id, className="alerts-ack-target"),
             _field(
-                "alerts_ack_comment",
+                field,
                 lang,
-                dcc.Textarea(id=ACK_COMMENT, maxLength=1000, rows=2, className="alerts-input"),
-                ACK_COMMENT,
+                dcc.Textarea(id=text_id, maxLength=1000, rows=2, className="alerts-input"),
             ),
             html.Div(
                 [
+                    html.Button(label(submit, lang), id=submit_id, className="alerts-button"),
                     html.Button(
-                        label("alerts_ack_submit", lang), id=ACK_SUBMIT, className="alerts-button"
-                    ),
-                    html.Button(
-                        label("alerts_ack_close", lang),
-                        id=ACK_CLOSE,
+                        label(close, lang),
+                        id=close_id,
                         className="alerts-button alerts-secondary",
                     ),
                 ],
                 className="alerts-buttons",
             ),
         ],
-        id=ACK_FORM,
-        className="alerts-form",
+        id=form_id,
+        className=class_name,
         hidden=True,
+    )
+
+
+def ack_form(lang: str) -> html.Div:
+    """Shown when a row's "Acknowledge" is pressed: which alert, a comment, confirm."""
+    return _text_form(
+        lang,
+        form_id=ACK_FORM,
+        heading="alerts_ack_heading",
+        target_id=ACK_TARGET,
+        field="alerts_ack_comment",
+        text_id=ACK_COMMENT,
+        submit="alerts_ack_submit",
+        submit_id=ACK_SUBMIT,
+        close="alerts_ack_close",
+        close_id=ACK_CLOSE,
+    )
+
+
+def note_form(lang: str) -> html.Div:
+    """Shown when a row's "Note" is pressed (active or history: it floats over the page
+    so it is at hand wherever the row is)."""
+    return _text_form(
+        lang,
+        form_id=NOTE_FORM,
+        heading="alerts_note_heading",
+        target_id=NOTE_TARGET,
+        field="alerts_note_text",
+        text_id=NOTE_TEXT,
+        submit="alerts_note_submit",
+        submit_id=NOTE_SUBMIT,
+        close="alerts_note_close",
+        close_id=NOTE_CLOSE,
+        class_name="alerts-form alerts-dialog",
+    )
+
+
+def _day(control_id: str, lang: str, **props: Any) -> dcc.DatePickerSingle:
+    """A local day, shown DD/MM/YYYY, weeks starting on Monday."""
+    return dcc.DatePickerSingle(
+        id=control_id,
+        display_format="DD/MM/YYYY",
+        first_day_of_week=1,
+        placeholder=text("alerts_pick_day", lang),
+        className="alerts-day",
+        **props,
+    )
+
+
+def _segmented(control_id: str, options: list[dict[str, str]], value: str) -> dcc.RadioItems:
+    return dcc.RadioItems(
+        id=control_id, options=options, value=value, inline=True, className="segmented"
     )
 
 
@@ -185,74 +266,40 @@ def silence_form(
 ) -> html.Div:
     """Silence a unit or a device (a rule: admins) for a duration or until a time. Hidden
     (not left out: the page's callbacks name its fields) for who may not act."""
+    until = html.Div(
+        [
+            _day(SILENCE_UNTIL_DAY, lang, disabled=True),
+            dcc.Input(
+                id=SILENCE_UNTIL_TIME,
+                type="text",
+                placeholder="17:30",
+                maxLength=5,
+                disabled=True,
+                className="alerts-input alerts-time",
+            ),
+        ],
+        className="alerts-until",
+    )
+    target = dcc.Dropdown(
+        id=SILENCE_TARGET,
+        options=[],
+        searchable=True,
+        placeholder=text("alerts_silence_pick", lang),
+        className="alerts-select",
+    )
     controls = [
-        _field(
-            "alerts_silence_kind",
-            lang,
-            dcc.RadioItems(
-                id=SILENCE_KIND,
-                options=options["kind"],
-                value="unit",
-                inline=True,
-                className="segmented",
-            ),
-            SILENCE_KIND,
-        ),
-        _field(
-            "alerts_silence_target",
-            lang,
-            dcc.Dropdown(
-                id=SILENCE_TARGET,
-                options=[],
-                searchable=True,
-                placeholder=text("alerts_silence_pick", lang),
-                className="alerts-select",
-            ),
-            SILENCE_TARGET,
-        ),
+        _field("alerts_silence_kind", lang, _segmented(SILENCE_KIND, options["kind"], "unit")),
+        _field("alerts_silence_target", lang, target),
         _field(
             "alerts_silence_duration",
             lang,
-            dcc.RadioItems(
-                id=SILENCE_DURATION,
-                options=options["duration"],
-                value="60",
-                inline=True,
-                className="segmented",
-            ),
-            SILENCE_DURATION,
+            _segmented(SILENCE_DURATION, options["duration"], "60"),
         ),
-        _field(
-            "alerts_silence_until",
-            lang,
-            html.Div(
-                [
-                    dcc.DatePickerSingle(
-                        id=SILENCE_UNTIL_DAY,
-                        display_format="DD/MM/YYYY",
-                        first_day_of_week=1,  # weeks start on Monday
-                        disabled=True,
-                        placeholder=text("alerts_pick_day", lang),
-                        className="alerts-day",
-                    ),
-                    dcc.Input(
-                        id=SILENCE_UNTIL_TIME,
-                        type="text",
-                        placeholder="17:30",
-                        maxLength=5,
-                        disabled=True,
-                        className="alerts-input alerts-time",
-                    ),
-                ],
-                className="alerts-until",
-            ),
-            SILENCE_UNTIL_TIME,
-        ),
+        _field("alerts_silence_until", lang, until, SILENCE_UNTIL_TIME),
         _field(
             "alerts_silence_reason",
             lang,
             dcc.Input(id=SILENCE_REASON, type="text", maxLength=1000, className="alerts-input"),
-            SILENCE_REASON,
         ),
         html.Button(
             label("alerts_silence_submit", lang), id=SILENCE_SUBMIT, className="alerts-button"
@@ -285,7 +332,6 @@ def history_filters(
                 placeholder=text("alerts_filter_any", lang),
                 className="alerts-select",
             ),
-            control_id,
         )
 
     return html.Div(
@@ -298,32 +344,8 @@ def history_filters(
                 [{"label": title, "value": rule} for rule, title in rules],
             ),
             choice("alerts_filter_state", HISTORY_STATE, options["state"]),
-            _field(
-                "alerts_filter_from",
-                lang,
-                dcc.DatePickerSingle(
-                    id=HISTORY_FROM,
-                    display_format="DD/MM/YYYY",
-                    first_day_of_week=1,
-                    clearable=True,
-                    placeholder=text("alerts_pick_day", lang),
-                    className="alerts-day",
-                ),
-                HISTORY_FROM,
-            ),
-            _field(
-                "alerts_filter_to",
-                lang,
-                dcc.DatePickerSingle(
-                    id=HISTORY_TO,
-                    display_format="DD/MM/YYYY",
-                    first_day_of_week=1,
-                    clearable=True,
-                    placeholder=text("alerts_pick_day", lang),
-                    className="alerts-day",
-                ),
-                HISTORY_TO,
-            ),
+            _field("alerts_filter_from", lang, _day(HISTORY_FROM, lang, clearable=True)),
+            _field("alerts_filter_to", lang, _day(HISTORY_TO, lang, clearable=True)),
         ],
         className="alerts-fields alerts-filters",
     )
@@ -347,6 +369,7 @@ def alerts_layout(
     return [
         dcc.Store(id=VERSION, data=0),
         dcc.Store(id=ACK_KEY, data=None),
+        dcc.Store(id=NOTE_KEY, data=None),
         html.Div(html.Span(id=UPDATED, className="updated-at"), className="status"),
         html.Div(id=MESSAGE, className="alerts-message", role="status", **_LIVE),
         _section(
@@ -359,6 +382,12 @@ def alerts_layout(
             ack_form(lang),
         ),
         _section("alerts_duty_heading", lang, html.Div(id=DUTY)),
+        _section(
+            "alerts_emails_heading",
+            lang,
+            html.Div(id=EMAILS),
+            html.Div(id=EMAILS_CSV, className="alerts-csv-box"),
+        ),
         _section(
             "alerts_silences_heading",
             lang,
@@ -373,4 +402,5 @@ def alerts_layout(
             html.Div(id=HISTORY),
             html.Div(id=HISTORY_CSV, className="alerts-csv-box"),
         ),
+        note_form(lang),
     ]

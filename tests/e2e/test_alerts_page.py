@@ -1,7 +1,9 @@
 """The alerts console in headless Chromium: an operator of Hải Vân sees the ward's alert
-and not Cẩm Lệ's, acknowledges it with a comment, silences the ward and cancels that,
-switches to English; a leader sees no buttons. Its own server (alert states in a real
-SQLite state database); screenshots at 1920×1080 in screenshots/."""
+and not Cẩm Lệ's, who was told and who is on duty, the e-mail that was refused,
+acknowledges it with a comment, writes a note on it, silences the ward and cancels that,
+switches to English; a leader sees no buttons. Its own server (alert states, events,
+deliveries and e-mails in a real SQLite state database, a duty roster); screenshots at
+1920×1080 in screenshots/."""
 
 from __future__ import annotations
 
@@ -28,7 +30,17 @@ from tests.e2e.conftest import (
     serving,
 )
 from tests.fixtures.signin import add_user
-from tests.unit.dashboard.alerts_seed import add_log, add_state
+from tests.unit.dashboard.alerts_seed import (
+    AN,
+    BINH,
+    CUONG,
+    ROSTER,
+    SMTP_REFUSED,
+    add_log,
+    add_state,
+    tell,
+    with_roster,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +49,13 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 @pytest.fixture(scope="module")
 def alerts_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = e2e_settings()
+    # The test runs at any real hour and day: every officer on duty around the clock.
+    roster = [
+        entry.model_copy(update={"days": tuple(range(7))})
+        for entry in ROSTER
+        if entry.start == entry.end
+    ]
+    settings = with_roster(e2e_settings(), roster)
     geography = Geography.from_settings(settings)
     folder = tmp_path_factory.mktemp("alerts")
     store = SqliteStore(folder / "timeseries.sqlite")
@@ -60,7 +78,22 @@ def alerts_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     fired = now - timedelta(minutes=42)
     add_state(engine, "pm25-bad", HAI_VAN, "firing", since=fired, fired_at=fired, episode=3)
     add_state(engine, "pm25-bad", CAM_LE, "firing", since=now, value=131.0, fired_at=now, episode=1)
-    add_log(engine, "pm25-bad", HAI_VAN, 3, "firing", fired)
+    firing = add_log(engine, "pm25-bad", HAI_VAN, 3, "firing", fired, "pending", "{}")
+    tell(engine, firing, [(AN, 0, "sent")], at=fired + timedelta(seconds=20))
+    # Not acknowledged within 15 minutes: the city's Cường, whose address was refused.
+    escalation = add_log(
+        engine,
+        "pm25-bad",
+        HAI_VAN,
+        3,
+        "escalation-1",
+        fired + timedelta(minutes=15),
+        "pending",
+        "{}",
+    )
+    tell(engine, escalation, [(CUONG, 1, "failed")], at=fired + timedelta(minutes=15))
+    cam_le = add_log(engine, "pm25-bad", CAM_LE, 1, "firing", now, "pending", "{}")
+    tell(engine, cam_le, [(BINH, 0, "pending")], at=now)
     add_log(engine, "pm25-bad", HAI_VAN, 2, "firing", now - timedelta(days=1))
     add_log(engine, "pm25-bad", HAI_VAN, 2, "resolved", now - timedelta(days=1, hours=-2))
     with serving(app) as url:
@@ -88,7 +121,19 @@ def test_an_operator_acknowledges_and_silences_their_ward(
     expect(row).to_contain_text("Chưa xác nhận")
     expect(page.locator(f'#alerts-active tr[data-unit="{CAM_LE}"]')).to_have_count(0)
     expect(page.locator("#alerts-active")).not_to_contain_text("131")
-    expect(page.locator("#alerts-duty")).to_contain_text("truc-ban@example.gov.vn")
+    duty = page.locator("#alerts-duty")
+    expect(duty).to_contain_text("Nguyễn Văn An")
+    expect(duty).to_contain_text("Phạm Văn Cường")  # the city, where an alert climbs
+    expect(duty).to_contain_text("truc-ban@example.gov.vn")
+    expect(duty).not_to_contain_text("Trần Thị Bình")  # Cẩm Lệ's
+    # Who was told: An's e-mail went, Cường's (the escalation) was refused.
+    expect(row.locator(f'li[data-email="{AN.email}"]')).to_contain_text("đã gửi")
+    expect(row.locator(f'li[data-email="{CUONG.email}"]')).to_contain_text("gửi lỗi")
+    failed = page.locator("#alerts-emails tr[data-email]")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text(CUONG.email)
+    expect(failed).to_contain_text(SMTP_REFUSED)
+    expect(page.locator("#alerts-emails")).to_contain_text("Đang chờ gửi: 1 thư")
     history = page.locator(f'#alerts-history tr[data-unit="{HAI_VAN}"]')
     expect(history).to_have_count(2)
     expect(page.locator("#alerts-active-csv a")).to_have_attribute(
@@ -106,6 +151,22 @@ def test_an_operator_acknowledges_and_silences_their_ward(
     expect(row).to_contain_text("hai-van")
     expect(row).to_contain_text("Đã cử đội môi trường")
     expect(page.locator("#alerts-ack-form")).to_be_hidden()
+
+    # A note on how it was handled: under the alert, with who wrote it.
+    row.get_by_role("button", name="Ghi chú").click()
+    expect(page.locator("#alerts-note-form")).to_be_visible()
+    expect(page.locator("#alerts-note-target")).to_have_text(
+        "Bụi mịn PM2.5 ở mức Xấu – Phường Hải Vân, Thành phố Đà Nẵng"
+    )
+    page.fill("#alerts-note-text", "Đã kiểm tra: đốt rơm rạ gần trạm, đã nhắc nhở hộ dân")
+    page.locator("#alerts-note-submit").click()
+    expect(page.locator("#alerts-message")).to_contain_text("Đã lưu ghi chú")
+    expect(page.locator("#alerts-note-form")).to_be_hidden()
+    notes = row.locator(".alerts-notes")
+    expect(notes).to_contain_text("Đã kiểm tra: đốt rơm rạ gần trạm, đã nhắc nhở hộ dân")
+    expect(notes).to_contain_text("hai-van")
+    history_notes = page.locator('#alerts-history tr[data-episode="3"] .alerts-notes')
+    expect(history_notes).to_contain_text("đốt rơm rạ")
     page.screenshot(path=str(SCREENSHOTS / "alerts-1920x1080-vi.png"), full_page=True)
 
     # Silence the ward from its row for 4 hours, with a reason; then cancel it.
@@ -143,3 +204,6 @@ def test_a_leader_reads_without_buttons(leader_page: Page, alerts_url: str) -> N
     expect(active.get_by_role("button")).to_have_count(0)
     expect(leader_page.locator("#alerts-silence-form")).to_be_hidden()
     expect(leader_page.get_by_text("Vai trò của bạn chỉ được xem")).to_be_visible()
+    # The leader of the city reads the refused e-mail too (both wards' alerts are theirs).
+    expect(leader_page.locator("#alerts-emails tr[data-email]")).to_contain_text(CUONG.email)
+    expect(leader_page.locator("#alerts-history").get_by_role("button")).to_have_count(0)

@@ -1,6 +1,6 @@
-"""Acknowledgements, silences and the audit log (alerts/actions.py) on SQLite and on a real
-PostgreSQL: migrations (also two migrators at once), history kept, audit in the same
-transaction, validation, database errors."""
+"""Acknowledgements, notes, silences and the audit log (alerts/actions.py) on SQLite and on
+a real PostgreSQL: migrations (also two migrators at once, and a version-1 database getting
+the notes), history kept, audit in the same transaction, validation, database errors."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, MetaData, func, select, text
 
-from alerts.action_tables import acknowledgements, silences
+from alerts.action_tables import COMPONENT, MIGRATIONS, acknowledgements, notes, silences
 from alerts.actions import AckKey, AlertActions, InvalidAction, NoSuchSilence
 from alerts.repository import AlertRepository
 from alerts.silencing import Silencing
 from core.db import make_engine
 from core.errors import RetryableError
-from core.migrate import applied_versions, schema_migrations
+from core.migrate import applied_versions, migrate, schema_migrations
 from core.settings import Label, LevelSettings, load_settings
 from dashboard.access import Access
 from dashboard.alerts_data import AlertSource
@@ -28,8 +28,6 @@ from tests.conftest import FakeClock
 from tests.unit.dashboard.alerts_seed import TZ, add_log, add_state
 
 pytestmark = pytest.mark.integration
-
-TABLES = ("alert_acknowledgements", "alert_silences", "audit_log", "schema_migrations")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -41,9 +39,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def drop_all(engine: Engine) -> None:
-    with engine.begin() as connection:
-        for table in TABLES:
-            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    """Every table, the alert engine's too (their foreign keys decide the order)."""
+    tables = MetaData()
+    tables.reflect(engine)
+    tables.drop_all(engine)
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def engine(url: str) -> Iterator[Engine]:
 @pytest.fixture
 def actions(engine: Engine, clock: FakeClock) -> AlertActions:
     made = AlertActions(engine, clock)
-    assert made.migrate() == [1]
+    assert made.migrate() == [1, 2]
     return made
 
 
@@ -83,11 +82,25 @@ def count(engine: Engine, table: str) -> int:
 
 def test_migration_creates_the_tables_once(engine: Engine, clock: FakeClock) -> None:
     actions = AlertActions(engine, clock)
-    assert actions.migrate() == [1]
+    assert actions.migrate() == [1, 2]
     assert AlertActions(engine, clock).migrate() == []  # a restart: nothing to do
-    assert applied_versions(engine, "alert_actions") == [1]
-    for table in ("alert_acknowledgements", "alert_silences", "audit_log"):
+    assert applied_versions(engine, "alert_actions") == [1, 2]
+    for table in ("alert_acknowledgements", "alert_silences", "alert_notes", "audit_log"):
         assert count(engine, table) == 0
+
+
+def test_a_version_1_database_gets_the_notes_and_keeps_its_rows(
+    engine: Engine, clock: FakeClock
+) -> None:
+    assert migrate(engine, COMPONENT, MIGRATIONS[:1], clock) == [1]  # the release before
+    AlertActions(engine, clock).acknowledge("pm25-bad", "20194", 1, "nguyenvana")
+    actions = AlertActions(engine, clock)
+    assert actions.migrate() == [2]
+    assert applied_versions(engine, "alert_actions") == [1, 2]
+    key = AckKey("pm25-bad", "20194", 1)
+    assert actions.acks([key])[key].acked_by == "nguyenvana"
+    note = actions.add_note(*key, actor="nguyenvana", text="đã xử lý")
+    assert actions.notes([key]) == {key: [note]}
 
 
 def test_acknowledge_withdraw_and_history(
@@ -136,6 +149,64 @@ def test_acknowledge_withdraw_and_history(
     assert entries[1].detail == {"episode": 3, "comment": "nhầm"}
     assert [e.action for e in actions.audit(actor="nguyenvana")] == ["unack", "ack"]
     assert len(actions.audit(limit=1)) == 1
+
+
+def test_notes_on_episodes_kept_in_order_and_audited(
+    actions: AlertActions, engine: Engine, clock: FakeClock
+) -> None:
+    resolved = AckKey("pm25-bad", "20194", 1)
+    current = AckKey("pm25-bad", "20194", 2)
+    first = actions.add_note(*resolved, actor="nguyenvana", text="  Đã cử đội kiểm tra  ")
+    assert (first.key, first.author, first.at, first.text) == (
+        resolved,
+        "nguyenvana",
+        clock.now(),
+        "Đã cử đội kiểm tra",
+    )
+    clock.advance(600)
+    second = actions.add_note(
+        *resolved, actor="tranthib", text="Nguồn khói từ bãi rác Khánh Sơn, đã dập"
+    )
+    third = actions.add_note(*current, actor="tranthib", text="lại có khói")
+    found = actions.notes([resolved, current, ("flood-alarm-3", "20194", 1)])
+    assert found == {resolved: [first, second], current: [third]}
+    assert actions.notes([]) == {}
+    # Acknowledgements are another thing: a note acknowledges nothing.
+    assert actions.acks([resolved, current]) == {}
+
+    entries = actions.audit(action="note")
+    assert [(e.actor, e.target) for e in entries] == [
+        ("tranthib", "pm25-bad/20194"),
+        ("tranthib", "pm25-bad/20194"),
+        ("nguyenvana", "pm25-bad/20194"),
+    ]
+    assert entries[-1].detail == {"episode": 1, "note_id": first.id, "text": "Đã cử đội kiểm tra"}
+    assert entries[-1].at == first.at
+    with engine.connect() as connection:
+        rows = connection.execute(select(notes.c.episode, notes.c.text).order_by(notes.c.id)).all()
+    assert [tuple(row) for row in rows] == [
+        (1, "Đã cử đội kiểm tra"),
+        (1, "Nguồn khói từ bãi rác Khánh Sơn, đã dập"),
+        (2, "lại có khói"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("episode", "actor", "text", "message"),
+    [
+        (1, "nguyenvana", "   ", "the note's text is required"),
+        (1, "nguyenvana", "x" * 1001, "note is longer than 1000 characters"),
+        (0, "nguyenvana", "x", "episode must be a positive integer"),
+        (1, " ", "x", "the actor is required"),
+    ],
+)
+def test_note_refuses_bad_input(
+    actions: AlertActions, engine: Engine, episode: int, actor: str, text: str, message: str
+) -> None:
+    with pytest.raises(InvalidAction, match=message):
+        actions.add_note("pm25-bad", "20194", episode, actor, text)
+    assert count(engine, "alert_notes") == 0
+    assert count(engine, "audit_log") == 0
 
 
 def test_acknowledge_refuses_bad_input(actions: AlertActions, engine: Engine) -> None:
@@ -260,8 +331,11 @@ def test_audit_is_in_the_same_transaction(
         actions.silence("unit", "48", datetime(2026, 11, 3, tzinfo=UTC), "x", "root")
     with pytest.raises(RuntimeError, match="audit down"):
         actions.acknowledge("pm25-bad", "20194", 1, "root")
+    with pytest.raises(RuntimeError, match="audit down"):
+        actions.add_note("pm25-bad", "20194", 1, "root", "đã xử lý")
     assert count(engine, "alert_silences") == 0
     assert count(engine, "alert_acknowledgements") == 0
+    assert count(engine, "alert_notes") == 0
     assert count(engine, "audit_log") == 0
 
 
@@ -285,12 +359,17 @@ def test_two_migrators_at_once(url: str) -> None:
         for thread in threads:
             thread.join(timeout=30)
         assert not [r for r in results if isinstance(r, BaseException)], results
-        assert sorted(results, key=len) == [[], [1]]  # type: ignore[arg-type]
+        # Each step applied by one of them (each step takes the lock on its own, so one
+        # may apply step 1 and the other step 2).
+        applied = [version for done in results for version in done]  # type: ignore[union-attr]
+        assert sorted(applied) == [1, 2]
         with engines[0].connect() as connection:
-            rows = connection.execute(
-                select(func.count()).where(schema_migrations.c.component == "alert_actions")
-            ).scalar_one()
-        assert rows == 1
+            versions = connection.execute(
+                select(schema_migrations.c.version).where(
+                    schema_migrations.c.component == "alert_actions"
+                )
+            ).scalars()
+            assert sorted(versions) == [1, 2]  # each applied once
         # Both processes can work on the tables at once afterwards.
         AlertActions(engines[1]).acknowledge("pm25-bad", "20194", 1, "root")
         assert AlertActions(engines[0]).acks([("pm25-bad", "20194", 1)])
@@ -307,6 +386,10 @@ def test_database_errors_are_retryable(tmp_path: Path, clock: FakeClock) -> None
         actions.active_silences()
     with pytest.raises(RetryableError, match="could not record an acknowledgement"):
         actions.acknowledge("pm25-bad", "20194", 1, "root")
+    with pytest.raises(RetryableError, match="could not record a note"):
+        actions.add_note("pm25-bad", "20194", 1, "root", "x")
+    with pytest.raises(RetryableError, match="could not read notes"):
+        actions.notes([("pm25-bad", "20194", 1)])
     engine.dispose()
 
 
@@ -339,6 +422,4 @@ def test_history_and_silence_release_queries(
         released = Silencing(engine, units, clock).release()
         assert released == {"pending": [3], "suppressed": []}  # no silence: it still fires
     finally:
-        with engine.begin() as connection:
-            for table in ("notification_log", "alert_states"):
-                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        drop_all(engine)

@@ -1,11 +1,13 @@
-"""SmtpNotifier against real aiosmtpd servers: what arrives, and which failures are retryable.
-Also the demo's MailboxServer writing .eml files."""
+"""SmtpNotifier against real aiosmtpd servers: what arrives (with its inline chart), and which
+failures are retryable. Also the demo's MailboxServer writing .eml files."""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,11 +15,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from alerts.chart import sparkline_png
 from alerts.email import SmtpNotifier
+from alerts.facts import AlertFacts, Person
 from alerts.mailbox import MailboxServer
+from alerts.render import EmailContext, EmailItem, render_email
 from core.errors import PermanentError, RetryableError
 from core.settings import SmtpSettings
-from core.types import Notification
+from core.settings_base import Label
+from core.types import Notification, SeriesPoint
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, SmtpTlsServers
 
 pytestmark = pytest.mark.integration
@@ -77,6 +83,92 @@ def test_an_email_arrives_whole_in_utf8(smtp_server: SmtpTestServer) -> None:
     assert smtp_server.envelopes == [
         ("cityops@example.gov.vn", ["a@example.gov.vn", "b@example.gov.vn"])
     ]
+
+
+T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+TREND = [SeriesPoint(T0 - timedelta(minutes=15 * (24 - i)), 20.0 + 3 * i) for i in range(25)]
+
+
+def test_inline_images_arrive_as_related_parts_with_their_content_id(
+    smtp_server: SmtpTestServer,
+) -> None:
+    png = sparkline_png(TREND, threshold=80.0, color="#333333", now=T0)
+    other = sparkline_png(TREND[:5], threshold=None, color="#2C7BB6", now=T0)
+    sent = Notification(
+        recipients=("a@example.gov.vn",),
+        subject=SUBJECT,
+        body_text="Giá trị: 92,4 µg/m³\n",
+        body_html=(
+            '<p>Xu hướng</p><img src="cid:trend1.abc@cityops" alt="">'
+            '<img src="cid:trend2.def@cityops" alt="">'
+        ),
+        images={"trend1.abc@cityops": png, "trend2.def@cityops": other},
+    )
+    notifier(smtp_server.port).send(sent)
+    (message,) = smtp_server.wait_for(1)
+    assert message.get_content_type() == "multipart/alternative"
+    plain, related = message.iter_parts()
+    assert plain.get_content_type() == "text/plain"
+    assert plain.get_content().strip() == "Giá trị: 92,4 µg/m³"  # the text part as before
+    assert related.get_content_type() == "multipart/related"
+    html, *images = related.iter_parts()
+    assert html.get_content_type() == "text/html"
+    assert [image["Content-ID"] for image in images] == [
+        "<trend1.abc@cityops>",
+        "<trend2.def@cityops>",
+    ]
+    for image, expected in zip(images, (png, other), strict=True):
+        assert image.get_content_type() == "image/png"
+        assert image.get_content_disposition() == "inline"
+        assert image.get_content() == expected  # base64 there and back, byte for byte
+
+
+def test_a_rendered_alert_email_arrives_with_its_chart(smtp_server: SmtpTestServer) -> None:
+    person = Person("an.nguyen@example.gov.vn", "Nguyễn Văn An")
+    facts = AlertFacts(
+        rule_id="pm25-bad",
+        unit_code="20194",
+        level="commune",
+        episode=1,
+        kind="firing",
+        step=0,
+        severity="critical",
+        rule_type="threshold",
+        metric_id="pm25",
+        title=Label(vi="Bụi mịn PM2.5 ở mức Xấu", en="PM2.5 fine dust at the Bad level"),
+        metric_label=Label(vi="Bụi mịn PM2.5", en="PM2.5 fine dust"),
+        value=92.44,
+        value_text=Label(vi="92,4 µg/m³", en="92.4 µg/m³"),
+        condition=Label(vi="vượt ngưỡng 80 µg/m³", en="above 80 µg/m³"),
+        rule_text=Label(vi="Bụi mịn PM2.5 vượt 80 µg/m³", en="PM2.5 above 80 µg/m³"),
+        unit_name=Label(vi="Phường Hải Vân, Thành phố Đà Nẵng", en="Hai Van Ward, Da Nang City"),
+        unit_page="/area/commune/20194",
+        since=T0,
+        fired_at=T0,
+        resolved_at=None,
+        evaluated_at=T0,
+        threshold=80.0,
+        parents=("48",),
+    )
+    context = EmailContext(
+        "cityops@example.gov.vn", Label(vi="IOC", en="IOC"), "Asia/Ho_Chi_Minh", "https://ioc"
+    )
+    rendered = render_email(
+        person, [EmailItem(facts, [], TREND, None, "https://ioc/area/commune/20194")], context
+    )
+    notifier(smtp_server.port).send(rendered)
+    (message,) = smtp_server.wait_for(1)
+    assert message["Subject"] == (
+        "[CẢNH BÁO][Nghiêm trọng] Bụi mịn PM2.5 92,4 µg/m³ — Phường Hải Vân, Thành phố Đà Nẵng"
+    )
+    assert message["Message-ID"] == rendered.headers["Message-ID"]
+    assert message["Auto-Submitted"] == "auto-generated"
+    html = message.get_body(("html",))
+    assert isinstance(html, EmailMessage)
+    (cid,) = re.findall(r'src="cid:([^"]+)"', html.get_content())
+    (image,) = [part for part in message.walk() if part.get_content_type() == "image/png"]
+    assert image["Content-ID"] == f"<{cid}>"
+    assert image.get_content() == rendered.images[cid]
 
 
 def test_server_down_is_retryable() -> None:

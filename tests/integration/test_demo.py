@@ -100,7 +100,7 @@ def test_demo_runs_the_whole_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
         message = email.message_from_bytes(first.read_bytes(), policy=email.policy.default)
         assert "[CẢNH BÁO]" in str(message["Subject"])
         assert "Phường Hải Vân, Thành phố Đà Nẵng" in str(message["Subject"])
-        assert "?unit=20194&metric=pm25" in message.get_body(("plain",)).get_content()
+        assert "/area/commune/20194?metric=pm25" in message.get_body(("plain",)).get_content()
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -227,6 +227,170 @@ def test_a_point_with_fewer_fields_keeps_the_other_fields(store: Store) -> None:
     assert values(pm10) == {"20194": 20.0}
 
 
+def test_latest_at_level_device_is_each_devices_last_value(store: Store) -> None:
+    """The no_data and device-level rules ask for level "device": one value per device."""
+    store.write(
+        [
+            air("aq-1", "20194", minutes(1), 10.0),
+            air("aq-1", "20194", minutes(4), 12.0),  # aq-1's last value
+            air("aq-2", "20194", minutes(2), 40.0),
+            air("aq-3", "20260", minutes(3), 55.5),
+            air("aq-3", "20260", minutes(9), 1.0),  # after until
+        ]
+    )
+    result = store.latest_by_unit(PM25, "device", since=T0, until=minutes(5))
+    assert result == [
+        UnitValue(code="aq-1", value=12.0, ts=minutes(4), devices=1),
+        UnitValue(code="aq-2", value=40.0, ts=minutes(2), devices=1),
+        UnitValue(code="aq-3", value=55.5, ts=minutes(3), devices=1),
+    ]
+    inside = store.latest_by_unit(PM25, "device", since=T0, parent=UnitRef("commune", "20260"))
+    assert inside == [UnitValue(code="aq-3", value=1.0, ts=minutes(9), devices=1)]
+
+
+# -- window_by_unit ----------------------------------------------------------------------
+
+
+def window_points() -> list[Point]:
+    """Commune 20194: aq-1 reads 10, 20, 30 and aq-2 reads 100 in [T0, T0+60 min): the
+    mean of the readings is 160 / 4 = 40 (a mean of the devices' means would be 60)."""
+    return [
+        air("aq-1", "20194", minutes(-1), 500.0),  # before start
+        air("aq-1", "20194", minutes(0), 10.0),  # exactly at start: counts
+        air("aq-1", "20194", minutes(20), 20.0),
+        air("aq-1", "20194", minutes(40), 30.0),
+        air("aq-2", "20194", minutes(50), 100.0),  # the newest reading of 20194
+        air("aq-2", "20194", minutes(60), 900.0),  # exactly at end: excluded
+        air("aq-3", "20260", minutes(10), 7.0),
+        air("aq-3", "20260", minutes(30), 5.0),
+        air("hn-1", "00004", minutes(30), 70.0, province="01"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [
+        ("mean", {"20194": 40.0, "20260": 6.0, "00004": 70.0}),
+        ("sum", {"20194": 160.0, "20260": 12.0, "00004": 70.0}),
+        ("max", {"20194": 100.0, "20260": 7.0, "00004": 70.0}),
+        ("min", {"20194": 10.0, "20260": 5.0, "00004": 70.0}),
+        ("last", {"20194": 100.0, "20260": 5.0, "00004": 70.0}),
+    ],
+)
+def test_window_aggregates_every_reading_in_the_window(
+    store: Store, aggregation: Aggregation, expected: dict[str, float]
+) -> None:
+    store.write(window_points())
+    result = store.window_by_unit(
+        PM25, "commune", start=T0, end=minutes(60), aggregation=aggregation
+    )
+    assert [unit.code for unit in result] == ["00004", "20194", "20260"]  # sorted by code
+    assert values(result) == pytest.approx(expected)
+    by_code = {unit.code: unit for unit in result}
+    assert (by_code["20194"].ts, by_code["20194"].devices) == (minutes(50), 2)
+    assert (by_code["20260"].ts, by_code["20260"].devices) == (minutes(30), 1)
+
+
+def test_window_with_a_parent_and_at_a_higher_level(store: Store) -> None:
+    store.write(window_points())
+    inside = store.window_by_unit(
+        PM25,
+        "commune",
+        start=T0,
+        end=minutes(60),
+        aggregation="mean",
+        parent=UnitRef("province", "48"),
+    )
+    assert values(inside) == {"20194": 40.0, "20260": 6.0}
+    provinces = store.window_by_unit(
+        PM25, "province", start=T0, end=minutes(60), aggregation="mean"
+    )
+    # 48: (10 + 20 + 30 + 100 + 7 + 5) / 6 readings, not the mean of the communes (23)
+    assert provinces == [
+        UnitValue(code="01", value=70.0, ts=minutes(30), devices=1),
+        UnitValue(code="48", value=pytest.approx(172.0 / 6), ts=minutes(50), devices=3),
+    ]
+
+
+def test_window_at_level_device(store: Store) -> None:
+    store.write(window_points())
+    result = store.window_by_unit(PM25, "device", start=T0, end=minutes(60), aggregation="mean")
+    assert result == [
+        UnitValue(code="aq-1", value=20.0, ts=minutes(40), devices=1),
+        UnitValue(code="aq-2", value=100.0, ts=minutes(50), devices=1),
+        UnitValue(code="aq-3", value=6.0, ts=minutes(30), devices=1),
+        UnitValue(code="hn-1", value=70.0, ts=minutes(30), devices=1),
+    ]
+
+
+def test_window_counts_each_reading_where_the_device_was(store: Store) -> None:
+    """A device moved from 20194 to 20260 mid-window: its readings stay with the unit they
+    were tagged with (unlike "latest", which counts a device where it was last seen)."""
+    store.write(
+        [
+            air("aq-1", "20194", minutes(5), 10.0),
+            air("aq-1", "20194", minutes(10), 30.0),
+            air("aq-1", "20260", minutes(20), 50.0),
+            air("aq-2", "20260", minutes(25), 70.0),
+        ]
+    )
+    result = store.window_by_unit(PM25, "commune", start=T0, end=minutes(60), aggregation="sum")
+    assert result == [
+        UnitValue(code="20194", value=40.0, ts=minutes(10), devices=1),
+        UnitValue(code="20260", value=120.0, ts=minutes(25), devices=2),
+    ]
+    [province] = store.window_by_unit(
+        PM25, "province", start=T0, end=minutes(60), aggregation="mean"
+    )
+    assert (province.value, province.ts, province.devices) == (40.0, minutes(25), 2)
+
+
+def test_window_sums_counters_of_units_without_devices(store: Store) -> None:
+    """Public-service counters carry unit tags and no device tag (ingest/contracts/gov.py):
+    a province's on-time sum is the sum of its communes' readings."""
+
+    def dossiers(commune: str, at: datetime, on_time: float, resolved: float) -> Point:
+        tags = {"province": "48", "commune": commune}
+        return Point("dossiers", tags, {"resolved_on_time": on_time, "resolved": resolved}, at)
+
+    store.write(
+        [
+            dossiers("20194", minutes(5), 9.0, 10.0),
+            dossiers("20194", minutes(35), 8.0, 10.0),
+            dossiers("20260", minutes(15), 150.0, 200.0),
+        ]
+    )
+    on_time, resolved = MetricRef("dossiers", "resolved_on_time"), MetricRef("dossiers", "resolved")
+    window = {"start": T0, "end": minutes(60), "aggregation": "sum"}
+    communes = store.window_by_unit(on_time, "commune", **window)  # type: ignore[arg-type]
+    assert communes == [
+        UnitValue(code="20194", value=17.0, ts=minutes(35), devices=1),
+        UnitValue(code="20260", value=150.0, ts=minutes(15), devices=1),
+    ]
+    [numerator] = store.window_by_unit(on_time, "province", **window)  # type: ignore[arg-type]
+    [denominator] = store.window_by_unit(resolved, "province", **window)  # type: ignore[arg-type]
+    assert (numerator.value, denominator.value) == (167.0, 220.0)
+
+
+def test_window_without_readings_is_empty(store: Store) -> None:
+    assert (
+        store.window_by_unit(PM25, "commune", start=T0, end=minutes(60), aggregation="mean") == []
+    )
+    store.write(window_points())
+    assert (
+        store.window_by_unit(
+            PM25, "commune", start=minutes(61), end=minutes(120), aggregation="mean"
+        )
+        == []
+    )
+    assert (
+        store.window_by_unit(PM25, "commune", start=minutes(5), end=minutes(5), aggregation="sum")
+        == []
+    )
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        store.window_by_unit(PM25, "commune", start=T0, end=minutes(1), aggregation="p95")  # type: ignore[arg-type]
+
+
 # -- series ------------------------------------------------------------------------------
 
 

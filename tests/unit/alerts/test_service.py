@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from alerts.service import AlertService
+from alerts.places import Places
+from alerts.service import AlertService, RoundReport
+from alerts.state import Transition
 from core.db import make_engine
 from core.errors import RetryableError
 from core.settings import Settings, load_settings
+from core.settings_alerts import AlertsSettings
 from core.types import (
     Aggregation,
     MetricRef,
@@ -23,19 +26,10 @@ from core.types import (
     UnitRef,
     UnitValue,
 )
+from layers.levels import Hierarchy
 from tests.conftest import FakeClock
 
 REPO = Path(__file__).resolve().parents[3]
-NAMES = {
-    ("20194", "vi"): "Phường Hải Vân, Thành phố Đà Nẵng",
-    ("20194", "en"): "Hai Van Ward, Da Nang City",
-    ("20260", "vi"): "Phường Cẩm Lệ, Thành phố Đà Nẵng",
-    ("20260", "en"): "Cam Le Ward, Da Nang City",
-}
-
-
-def unit_name(code: str, lang: str) -> str:
-    return NAMES[(code, lang)]
 
 
 class FakeStore:
@@ -64,6 +58,22 @@ class FakeStore:
             raise RetryableError("store unreachable")
         return list(self.values.get(metric, []))
 
+    def window_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        start: datetime,
+        end: datetime,
+        aggregation: Aggregation,
+        parent: UnitRef | None = None,
+    ) -> list[UnitValue]:
+        """Window rules (and kpi sums) read the same table as latest_by_unit."""
+        self.queries.append((metric, level, start, aggregation))
+        if metric in self.failing:
+            raise RetryableError("store unreachable")
+        return list(self.values.get(metric, []))
+
     def series(
         self,
         metric: MetricRef,
@@ -74,7 +84,7 @@ class FakeStore:
         every: timedelta,
         aggregation: Aggregation = "mean",
     ) -> list[SeriesPoint]:
-        raise NotImplementedError("the alert engine reads only latest_by_unit")
+        return []  # the e-mail goes without its chart
 
     def close(self) -> None:
         pass
@@ -92,19 +102,48 @@ PM25 = MetricRef("air", "pm25")
 WATER = MetricRef("water", "alarm")
 
 
+DESK = "truc-ban@danang.gov.vn"
+RULES: list[dict[str, object]] = [
+    {"id": "pm25-bad", "metric": "pm25", "level": "commune", "op": "above", "threshold": 80,
+     "for_s": 60, "severity": "critical"},
+    {"id": "flood-alarm-3", "metric": "flood_alarm", "level": "commune", "op": "above",
+     "threshold": 2, "for_s": 0, "severity": "critical",
+     "title": {"vi": "Mực nước trên báo động III", "en": "Water above flood alarm level III"}},
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return load_settings(REPO / "config.yaml", environ={})
+    shipped = load_settings(REPO / "config.yaml", environ={})
+    alerts = AlertsSettings.model_validate({"recipients": [DESK], "rules": RULES})
+    return shipped.model_copy(update={"alerts": alerts})
+
+
+@pytest.fixture(scope="module")
+def places(settings: Settings) -> Places:
+    return Places(
+        Hierarchy.from_csv(settings.hierarchy.levels, REPO / "layers/data/admin_codes_2025.csv")
+    )
+
+
+def build(
+    settings: Settings, store: FakeStore, notifier: RecordingNotifier, tmp_path: Path,
+    places: Places, clock: FakeClock | None = None,
+) -> AlertService:  # fmt: skip
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    return AlertService(settings, store, engine, notifier, places=places, clock=clock)
 
 
 @pytest.fixture
 def parts(
-    settings: Settings, tmp_path: Path, clock: FakeClock
+    settings: Settings, tmp_path: Path, clock: FakeClock, places: Places
 ) -> tuple[AlertService, FakeStore, RecordingNotifier]:
     store, notifier = FakeStore(), RecordingNotifier()
-    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    service = AlertService(settings, store, engine, notifier, unit_name=unit_name, clock=clock)
-    return service, store, notifier
+    return build(settings, store, notifier, tmp_path, places, clock), store, notifier
+
+
+def moved(report: RoundReport) -> dict[tuple[str, str], Transition]:
+    return {(t.current.rule_id, t.current.unit_code): t for t in report.transitions}
 
 
 def test_each_rule_queries_its_metric_level_lookback_and_aggregation(
@@ -126,11 +165,12 @@ def test_a_failing_store_query_puts_only_its_rule_in_error(
     store.values[WATER] = [UnitValue("20260", 3.0, clock.now(), 1)]
     service.run_once()  # pm25 pending (for_s 60), water firing (for_s 0)
     assert [n.subject for n in notifier.sent] == [
-        "[CẢNH BÁO][Nghiêm trọng] Mực nước trên báo động III — Phường Cẩm Lệ, Thành phố Đà Nẵng"
+        "[CẢNH BÁO][Nghiêm trọng] Cấp báo động lũ 3 — Phường Cẩm Lệ, Thành phố Đà Nẵng"
     ]
+    assert notifier.sent[0].recipients == (DESK,)  # nobody on a roster: the duty desk
     store.failing = {PM25}
     clock.advance(60)
-    moves = {(t.current.rule_id, t.current.unit_code): t for t in service.run_once()}
+    moves = moved(service.run_once())
     assert moves[("pm25-bad", "20194")].current.state == "error"
     assert moves[("pm25-bad", "20194")].current.error == "store unreachable"
     assert moves[("flood-alarm-3", "20260")].current.state == "firing"
@@ -145,26 +185,39 @@ def test_a_failing_store_query_puts_only_its_rule_in_error(
 
 
 def test_a_unit_missing_from_the_units_file_is_named_by_code(
-    settings: Settings, tmp_path: Path, clock: FakeClock
+    settings: Settings, tmp_path: Path, clock: FakeClock, places: Places
+) -> None:
+    store, notifier = FakeStore(), RecordingNotifier()
+    store.values[WATER] = [UnitValue("99999", 3.0, clock.now(), 1)]
+    build(settings, store, notifier, tmp_path, places, clock).run_once()
+    assert notifier.sent[0].subject.endswith("— Mã 99999")
+    assert notifier.sent[0].recipients == (DESK,)
+
+
+def test_a_standby_evaluator_does_nothing_while_the_first_holds_the_lease(
+    settings: Settings, tmp_path: Path, clock: FakeClock, places: Places
 ) -> None:
     store, notifier = FakeStore(), RecordingNotifier()
     store.values[WATER] = [UnitValue("20260", 3.0, clock.now(), 1)]
+    first = build(settings, store, notifier, tmp_path, places, clock)
+    second = build(settings, store, notifier, tmp_path, places, clock)
+    assert first.run_once().leader
+    report = second.run_once()
+    assert not report.leader
+    assert report.transitions == []
+    assert len(store.queries) == 2  # only the first evaluated
+    first.release()
+    assert second.run_once().leader
 
-    def no_names(code: str, lang: str) -> str:
-        raise KeyError(f"no administrative unit with code {code!r}")
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    AlertService(settings, store, engine, notifier, unit_name=no_names, clock=clock).run_once()
-    assert notifier.sent[0].subject.endswith("— Mã 20260")
-
-
-def test_run_forever_runs_rounds_until_stopped(settings: Settings, tmp_path: Path) -> None:
+def test_run_forever_runs_rounds_until_stopped(
+    settings: Settings, tmp_path: Path, places: Places
+) -> None:
     fast = settings.model_copy(
         update={"alerts": settings.alerts.model_copy(update={"interval_s": 0.01})}
     )
     store = FakeStore()
-    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    service = AlertService(fast, store, engine, RecordingNotifier(), unit_name=unit_name)
+    service = build(fast, store, RecordingNotifier(), tmp_path, places)
     stop = threading.Event()
     worker = threading.Thread(target=service.run_forever, args=(stop,))
     worker.start()

@@ -64,6 +64,46 @@ class FakeStore:
             for code, found in sorted(units.items())
         ]
 
+    def window_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        start: datetime,
+        end: datetime,
+        aggregation: Aggregation,
+        parent: UnitRef | None = None,
+    ) -> list[UnitValue]:
+        """Every reading in [start, end) per level tag, as core/store does."""
+        self.queries.append((metric, level, parent))
+        if self.fail is not None:
+            raise self.fail
+        units: dict[str, list[tuple[datetime, str, float]]] = {}
+        for point in self.points:
+            if point.measurement != metric.measurement or metric.field not in point.fields:
+                continue
+            if not start <= point.ts < end or not point.tags.get(level):
+                continue
+            if parent is not None and point.tags.get(parent.level) != parent.code:
+                continue
+            device = point.tags.get("device", "")
+            units.setdefault(point.tags[level], []).append(
+                (point.ts, device, point.fields[metric.field])
+            )
+        answer = []
+        for code, found in sorted(units.items()):
+            numbers = [value for _, _, value in found]
+            combined = {
+                "mean": sum(numbers) / len(numbers),
+                "sum": sum(numbers),
+                "max": max(numbers),
+                "min": min(numbers),
+                "last": max(found)[2],
+            }[aggregation]
+            devices = len({device for _, device, _ in found})
+            answer.append(UnitValue(code, combined, max(found)[0], devices))
+        return answer
+
     def series(
         self,
         metric: MetricRef,

@@ -24,9 +24,9 @@ from dashboard.alerts_data import (
     active_alerts,
     codes_within,
     evaluation_errors,
-    on_duty,
     unacknowledge,
 )
+from dashboard.alerts_delivery import on_duty
 from dashboard.alerts_silences import cancel_silence, silence, silence_targets, silences_frame
 from layers.geography import Geography
 from layers.levels import Hierarchy
@@ -42,6 +42,7 @@ from tests.unit.dashboard.alerts_seed import (
     officer,
     source,
     state_db,
+    with_roster,
 )
 
 
@@ -60,7 +61,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def alerts(engine: Engine, settings: Settings, hierarchy: Hierarchy) -> AlertSource:
     clock = FakeClock(NOW)
-    made = source(engine, settings, hierarchy, clock)
+    made = source(engine, with_roster(settings, []), hierarchy, clock)  # the desk only
     fired = NOW - timedelta(minutes=30)
     add_state(engine, "pm25-bad", HAI_VAN, "firing", since=fired, fired_at=fired, episode=2)
     add_state(engine, "pm25-bad", CAM_LE, "firing", since=NOW, fired_at=NOW, episode=1)
@@ -117,7 +118,8 @@ def test_active_alert_rows_carry_names_values_and_episodes(
     assert pm25["metric_unit"] == "µg/m³"
     assert pm25["episode"] == 2
     assert pm25["since"] == NOW - timedelta(minutes=30)
-    assert pm25["on_duty"] == "truc-ban@example.gov.vn"
+    # No roster in the shipped configuration: the duty desk is told.
+    assert pm25["on_duty"] == "0. Duty desk: truc-ban@example.gov.vn"
     assert isinstance(frame["since"].dtype, pd.DatetimeTZDtype)
     assert frame.loc["flood-alarm-3", "state"] == "no_data"
     vi = active_alerts(alerts, officer(hierarchy, HAI_VAN), "vi").set_index("rule_id")
@@ -250,8 +252,7 @@ def test_silence_targets_follow_access(alerts: AlertSource, hierarchy: Hierarchy
         "rule": [],
     }
     assert [rule for rule, _ in silence_targets(alerts, admin(hierarchy))["rule"]] == [
-        "pm25-bad",
-        "flood-alarm-3",
+        rule.id for rule in alerts.settings.alerts.rules
     ]
 
 
@@ -268,8 +269,10 @@ def test_codes_within(alerts: AlertSource, hierarchy: Hierarchy) -> None:
     )
 
 
-def test_on_duty_is_the_configured_recipients(alerts: AlertSource, hierarchy: Hierarchy) -> None:
-    assert on_duty(alerts, officer(hierarchy, HAI_VAN, "viewer")) == ["truc-ban@example.gov.vn"]
+def test_without_a_roster_the_desk_is_on_duty(alerts: AlertSource, hierarchy: Hierarchy) -> None:
+    desk = on_duty(alerts, officer(hierarchy, HAI_VAN, "viewer"), "vi")
+    assert [(entry.unit_code, entry.unit_name) for entry in desk] == [(None, "Trực ban")]
+    assert [person.email for person in desk[0].people] == ["truc-ban@example.gov.vn"]
     assert on_duty(alerts, Access.nobody(hierarchy)) == []
 
 

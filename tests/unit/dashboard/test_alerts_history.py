@@ -99,7 +99,7 @@ def test_history_is_newest_first_with_times_and_states(
     assert open_one["email_status"] == "pending"
     from_state = rows.loc[("flood-alarm-3", "20197", 3)]
     assert from_state["status"] == "open"
-    assert pd.isna(from_state["email_status"])
+    assert from_state["email_status"] == "none"  # nobody e-mailed: no event at all
     old = rows.loc[("old-rule", CAM_LE, 1)]
     assert (old["title"], old["status"]) == ("old-rule", "ended")  # no longer configured
     assert pd.isna(old["duration_s"])

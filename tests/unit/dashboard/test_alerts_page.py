@@ -46,6 +46,7 @@ from tests.unit.dashboard.alerts_seed import (
     add_log,
     add_state,
     officer,
+    with_roster,
 )
 from tests.unit.dashboard.test_panel_and_legend import find, texts
 
@@ -76,7 +77,7 @@ def site(
     monkeypatch.setattr(
         app_module, "mount_exports", lambda ctx, *args: (seen.append(ctx), real(ctx, *args))
     )
-    app = create_app_with_alerts(settings, store, geography, engine, clock, seen)
+    app = create_app_with_alerts(with_roster(settings), store, geography, engine, clock, seen)
     fired = NOW - timedelta(minutes=30)
     add_state(engine, "pm25-bad", HAI_VAN, "firing", since=fired, fired_at=fired, episode=2)
     add_state(engine, "pm25-bad", CAM_LE, "firing", since=NOW, value=120.0, fired_at=NOW, episode=1)
@@ -142,14 +143,26 @@ def test_rows_in_english_with_values_times_and_filters(site: Site) -> None:
     )
     assert view.updated == "Updated at 08:00:00"
     row = find(view.active, lambda n: getattr(n, "data-unit", None) == HAI_VAN)[0]
-    assert texts(row)[:7] == [
+    assert [part for part in texts(row) if part.strip()] == [
         "Critical",
         "PM2.5 at Bad level",
         "Hai Van Ward, Da Nang City",
         "92.4 µg/m³",
         "Firing",
         "07:30 02/11 (30 min ago)",
+        "Told",
+        "Nobody told yet",  # its firing event has no deliveries
+        "On duty now",
+        "At once – Hai Van Ward, Da Nang City:",
+        "Nguyễn Văn An",
+        "Escalation 1 – Da Nang City:",
+        "Phạm Văn Cường",
+        "Escalation 2 – Duty desk:",
         "truc-ban@example.gov.vn",
+        "Not yet",
+        "Acknowledge",
+        "Silence unit",
+        "Add a note",
     ]
     link = find(row, lambda n: isinstance(n, html.A))[0]
     assert link.href == "/area/commune/20194?lang=en"

@@ -67,6 +67,36 @@ class FakeStore:
                 last[code] = (at, value)
         return [UnitValue(code, value, at, 1) for code, (at, value) in sorted(last.items())]
 
+    def window_by_unit(
+        self,
+        metric: MetricRef,
+        level: str,
+        *,
+        start: datetime,
+        end: datetime,
+        aggregation: Aggregation,
+        parent: UnitRef | None = None,
+    ) -> list[UnitValue]:
+        """Every reading in [start, end) per unit code (one device per code)."""
+        self.calls.append(("window", metric.field, start, end))
+        found: dict[str, list[tuple[datetime, float]]] = {}
+        for name, code, at, value in sorted(self.readings, key=lambda r: r[2]):
+            inside = start <= at < end
+            if name == metric.field and inside and (parent is None or parent.code == code):
+                found.setdefault(code, []).append((at, value))
+        answer = []
+        for code, rows in sorted(found.items()):
+            numbers = [value for _, value in rows]
+            combined = {
+                "mean": sum(numbers) / len(numbers),
+                "sum": sum(numbers),
+                "max": max(numbers),
+                "min": min(numbers),
+                "last": rows[-1][1],
+            }[aggregation]
+            answer.append(UnitValue(code, combined, rows[-1][0], 1))
+        return answer
+
     def series(
         self,
         metric: MetricRef,
