@@ -44,6 +44,8 @@ from core.settings import AlertRule, Settings
 log = logging.getLogger("cityops.alerts.service")
 
 LEASE_NAME = "alert-evaluator"
+WINDOW_STEPS = 288  # a windowed rule is judged this many times per window
+KPI_EVERY_S = 300.0
 
 
 def default_holder() -> str:
@@ -105,6 +107,7 @@ class AlertService:
         )
         self._schema_ready = False
         self._leading = False
+        self._last_run: dict[str, datetime] = {}
 
     @property
     def repository(self) -> AlertRepository:
@@ -136,6 +139,8 @@ class AlertService:
             return report
         now = self._clock.now()
         for rule in settings.rules:
+            if not self._due(rule, now):
+                continue
             try:
                 report.transitions.extend(self._evaluate_rule(rule, now))
             except CityOpsError as exc:
@@ -148,6 +153,19 @@ class AlertService:
         if self._lease.acquire(settings.lease_s):  # still ours after the work above
             report.sent = self.deliver()
         return report
+
+    def _due(self, rule: AlertRule, now: datetime) -> bool:
+        """A rule over a long window moves slowly: judged every 1/288 of its window (every
+        5 min for a 24-hour mean, 12.5 s for an hour), not every round — a 24-hour mean
+        over a day of readings is the costliest query the engine makes."""
+        every = (getattr(rule, "window_s", 0) or 0) / WINDOW_STEPS
+        if rule.type == "kpi":  # counters of a day, week or month so far
+            every = max(every, KPI_EVERY_S)
+        last = self._last_run.get(rule.id)
+        if last is not None and (now - last).total_seconds() < every:
+            return False
+        self._last_run[rule.id] = now
+        return True
 
     def _step(self, name: str, step: Callable[[datetime], int], now: datetime) -> int:
         try:

@@ -283,7 +283,7 @@ def main() -> None:
                             publisher.reading(device.device_id, NORMAL)
                         held.clear()
                         rows.append([f"storm of {args.storm} sensors, roster: {roster}",
-                                     f"{emails} e-mails to {people} people"])  # fmt: skip
+                                     f"{emails} e-mails to {people} recipients"])  # fmt: skip
                         time.sleep(interval * 3)
                 stop.set()
             publisher.close()

@@ -21,6 +21,7 @@ from core.errors import RetryableError
 from core.types import UnitRef
 from dashboard.access import Access
 from dashboard.alerts_data import AlertSource, active_alerts, subtree
+from dashboard.alerts_delivery import alert_unit, device_map
 from dashboard.context import DashboardContext
 from dashboard.i18n import add_texts, format_when, text
 from dashboard.kpi import RANGE_KINDS, RangeError, TimeRange, parse_range, unit_kpis, unit_trend
@@ -158,7 +159,12 @@ def unit_alerts(ctx: DashboardContext, access: Access, code: str, lang: str) -> 
         source = AlertSource.from_context(ctx)
         inside = set(subtree(ctx.hierarchy, code))
         frame = active_alerts(source, access, lang)
-        mine = frame[frame["unit_code"].isin(inside)]
+        devices = device_map(source)  # a device alert belongs to its device's unit
+        units = [
+            alert_unit(source, rule, unit, devices)
+            for rule, unit in zip(frame["rule_id"], frame["unit_code"], strict=True)
+        ]
+        mine = frame[[unit in inside for unit in units]]
     except Exception as exc:
         _log_failure(f"active alerts of {code}", exc)
         return html.Div(

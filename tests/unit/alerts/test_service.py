@@ -231,3 +231,27 @@ def test_run_forever_runs_rounds_until_stopped(
         worker.join(timeout=5)
     assert not worker.is_alive()
     assert len(store.queries) >= 6  # three rounds of two rules
+
+
+def test_a_24_hour_rule_is_judged_every_5_minutes_not_every_round(
+    settings: Settings, tmp_path: Path, clock: FakeClock, places: Places
+) -> None:
+    daily = {"id": "pm25-24h", "metric": "pm25", "level": "commune", "op": "above",
+             "threshold": 45, "window_s": 86400, "severity": "warning"}  # fmt: skip
+    alerts = AlertsSettings.model_validate({"recipients": [DESK], "rules": [RULES[0], daily]})
+    store = FakeStore()
+    service = build(
+        settings.model_copy(update={"alerts": alerts}), store, RecordingNotifier(), tmp_path,
+        places, clock,
+    )  # fmt: skip
+    for _ in range(60):  # five minutes of 5-s rounds
+        service.run_once()
+        clock.advance(5)
+
+    def day_queries() -> int:  # a query whose window starts a day back
+        return sum(1 for query in store.queries if clock.now() - query[2] > timedelta(hours=23))
+
+    assert day_queries() == 1
+    assert len(store.queries) - day_queries() == 60  # the latest-value rule: every round
+    service.run_once()  # 300 s after the first
+    assert day_queries() == 2
