@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -62,6 +62,7 @@ class RoundReport:
     routed: int = 0
     emails: int = 0
     sent: SendReport = field(default_factory=SendReport)
+    jobs: dict[str, int] = field(default_factory=dict)
 
 
 class AlertService:
@@ -81,8 +82,12 @@ class AlertService:
         clock: Clock | None = None,
         holder: str | None = None,
         silencing: Silencing | None = None,
+        jobs: Sequence[tuple[str, Callable[[datetime], int]]] = (),
     ) -> None:
         self._settings = settings
+        # Periodic work that must run once, on the active evaluator only (derived metrics,
+        # the Monday report e-mail): each (name, run(now) -> items done) after delivery.
+        self._jobs = tuple(jobs)
         self._store = store
         self._places = places
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -152,6 +157,8 @@ class AlertService:
         report.emails = self._step("group", self.dispatcher.group, now)
         if self._lease.acquire(settings.lease_s):  # still ours after the work above
             report.sent = self.deliver()
+            for name, job in self._jobs:
+                report.jobs[name] = self._step(name, job, self._clock.now())
         return report
 
     def _due(self, rule: AlertRule, now: datetime) -> bool:

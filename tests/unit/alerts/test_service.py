@@ -255,3 +255,27 @@ def test_a_24_hour_rule_is_judged_every_5_minutes_not_every_round(
     assert len(store.queries) - day_queries() == 60  # the latest-value rule: every round
     service.run_once()  # 300 s after the first
     assert day_queries() == 2
+
+
+def test_jobs_run_after_delivery_on_the_active_evaluator_only_and_fail_alone(
+    settings: Settings, tmp_path: Path, clock: FakeClock, places: Places
+) -> None:
+    ran: list[str] = []
+
+    def derive(now: datetime) -> int:
+        ran.append(f"derive {now:%H:%M}")
+        return 3
+
+    def broken(now: datetime) -> int:
+        raise RetryableError("store unreachable")
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    jobs = (("aqi", derive), ("report", broken))
+    first = AlertService(settings, FakeStore(), engine, RecordingNotifier(), places=places,
+                         clock=clock, jobs=jobs)  # fmt: skip
+    second = AlertService(settings, FakeStore(), engine, RecordingNotifier(), places=places,
+                          clock=clock, jobs=jobs)  # fmt: skip
+    report = first.run_once()
+    assert report.jobs == {"aqi": 3, "report": 0}
+    assert not second.run_once().leader
+    assert ran == ["derive 01:00"]
