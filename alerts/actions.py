@@ -20,8 +20,7 @@ an e-mail goes out. Tables in the SQL state database under the migration runner
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,7 +28,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     RowMapping,
     Table,
     insert,
@@ -37,7 +35,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.action_records import (
     MAX_SILENCE,
@@ -66,10 +63,7 @@ from alerts.action_tables import (
     notes,
     silences,
 )
-from core.clock import SystemClock
-from core.errors import RetryableError
-from core.migrate import migrate
-from core.ports import Clock
+from core.migrate import MigratedTables
 from layers.levels import Hierarchy
 
 __all__ = [
@@ -88,31 +82,16 @@ __all__ = [
 ]
 
 
-class AlertActions:
+class AlertActions(MigratedTables):
     """Acknowledgements, notes, silences and their audit in the SQL state database.
 
     Input errors raise :class:`InvalidAction` (a ValueError, in both languages); database
     errors become :class:`~core.errors.RetryableError` (the database is down or busy).
     Who may act on what is not checked here: that is the caller's access rule."""
 
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
-        self._engine = engine
-        self._clock: Clock = clock or SystemClock()
-
-    def migrate(self) -> list[int]:
-        """Bring the tables up to date (several processes at once are fine)."""
-        try:
-            return migrate(self._engine, COMPONENT, MIGRATIONS, self._clock)
-        except SQLAlchemyError as exc:
-            raise RetryableError(f"the alert action tables could not be migrated: {exc}") from exc
-
-    @contextmanager
-    def _transaction(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            raise RetryableError(f"state database could not {doing}: {exc}") from exc
+    component = COMPONENT
+    migrations = MIGRATIONS
+    what = "alert action tables"
 
     def _audit(
         self,

@@ -30,7 +30,8 @@ def build_message(notification: Notification, sender: str) -> EmailMessage:
     """UTF-8 text, plus an HTML alternative when there is one; the notification's headers
     (Message-ID, Date, X-CityOps-Alert ...) are copied as given. With images the HTML
     alternative becomes multipart/related: the HTML, then each PNG as an inline part with
-    its Content-ID (the HTML shows it as ``src="cid:<id>"``); the text part is unchanged."""
+    its Content-ID (the HTML shows it as ``src="cid:<id>"``); the text part is unchanged.
+    Attachments follow as parts of a multipart/mixed message, with their file names."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(notification.recipients)
@@ -54,6 +55,14 @@ def build_message(notification: Notification, sender: str) -> EmailMessage:
                 disposition="inline",
                 filename=f"{content_id.partition('@')[0]}.png",
             )
+    for attachment in notification.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+        )
     return message
 
 

@@ -424,7 +424,11 @@ def main() -> None:  # pragma: no cover - console entry point
 
 # Sub-commands kept in their own modules (they import the helpers above from here).
 from core.cli_alerts import alerts_app  # noqa: E402
+from core.cli_report import report_app  # noqa: E402
 from core.cli_users import users_app  # noqa: E402
+from core.cli_wall import wall_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(users_app, name="users")
+app.add_typer(report_app, name="report")
+app.add_typer(wall_app, name="wall")

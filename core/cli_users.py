@@ -27,6 +27,9 @@ def users_add(
         typer.Option("--unit", help="A unit code the user may see (with its descendants)."),
     ] = None,
     lang: Annotated[str, typer.Option(help="Language of the dashboard: vi or en.")] = "vi",
+    email: Annotated[
+        str | None, typer.Option(help="E-mail address (a leader's weekly report goes here).")
+    ] = None,
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Add a user. The password is asked twice (hidden), or read from CITYOPS_NEW_PASSWORD.
@@ -65,7 +68,7 @@ def users_add(
     if password is None:
         password = typer.prompt("Mật khẩu / password", hide_input=True, confirmation_prompt=True)
     try:
-        user = UserStore(build_engine(settings)).add(username, password, role, codes, lang)
+        user = UserStore(build_engine(settings)).add(username, password, role, codes, lang, email)
     except UserExistsError as exc:
         typer.echo(f"lỗi / error: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -92,10 +95,11 @@ def users_list(config: ConfigOption = Path("config.yaml")) -> None:
     if not users:
         typer.echo("no users")
         return
-    rows = [("username", "role", "units", "disabled")]
+    rows = [("username", "role", "units", "email", "disabled")]
     for user in users:
         units = " ".join(user.units) or "*"
-        rows.append((user.username, user.role, units, "yes" if user.disabled else "no"))
+        shown = (user.username, user.role, units, user.email or "-")
+        rows.append((*shown, "yes" if user.disabled else "no"))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

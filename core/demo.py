@@ -3,8 +3,10 @@
 An amqtt broker in-process (on a free port, so a Mosquitto on 1883 does not matter),
 the SQLite store, the simulator, the ingest worker, the alert engine with a local SMTP
 server that writes every e-mail to a mailbox folder, and the dashboard. The first run
-also writes 24 hours of simulated history through the same decode → enrich path, so
-the trend charts are not empty. Ctrl-C stops everything in reverse order.
+also writes simulated history through the same decode → enrich path (12 weeks of readings
+every 2 hours and of hourly public-service counters, then 24 hours of readings every 15
+minutes), so the trend charts and the weekly review are not empty. Ctrl-C stops
+everything in reverse order.
 """
 
 from __future__ import annotations
@@ -19,18 +21,25 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.clock import SystemClock
+from core.ports import Clock
 from core.settings import Settings, parse_settings, read_config_file
 
 log = logging.getLogger("cityops.demo")
-HISTORY_HOURS = 24
+HISTORY_HOURS = 24  # of fine history for the trend charts ...
 HISTORY_STEP = timedelta(minutes=15)
+HISTORY_WEEKS = 12  # ... after whole weeks of coarse history for the weekly review
+COARSE_STEP = timedelta(hours=2)  # 12 samples a day: enough for daily and weekly means
+GOV_STEP = timedelta(hours=1)  # public-service counters: one message an hour per service
+WRITE_BATCH = 5000
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -158,36 +167,102 @@ class _Running:
             log.exception("stopping %s failed", name)
 
 
-def write_history(settings: Settings, store: Any, devices: list[Any], clock: SystemClock) -> int:
-    """24 hours of simulated readings, through the real decode → enrich path."""
+def write_history(settings: Settings, store: Any, devices: list[Any], clock: Clock) -> int:
+    """Simulated history through the real decode → enrich path; the number of points.
+
+    Every device: one reading every COARSE_STEP from Monday 00:00 local time HISTORY_WEEKS weeks
+    before this week (the weekly review's 12-week sparklines), then one every HISTORY_STEP
+    for the last HISTORY_HOURS (the trend charts). With a ``format: gov`` contract, the
+    communes' public-service counters of every office hour over the same weeks."""
+    now = clock.now()
+    fine_start = now - timedelta(hours=HISTORY_HOURS)
+    coarse_start = history_start(now, ZoneInfo(settings.site.timezone))
+    rng = random.Random(settings.simulator.seed)
+    count = _write_batches(
+        store, _device_points(settings, devices, rng, coarse_start, fine_start, COARSE_STEP, now)
+    )
+    count += _write_batches(
+        store, _device_points(settings, devices, rng, fine_start, now, HISTORY_STEP, now)
+    )
+    return count + _write_batches(store, _gov_points(settings, coarse_start, now))
+
+
+def history_start(now: datetime, timezone: ZoneInfo) -> datetime:
+    """Monday 00:00 local time, HISTORY_WEEKS weeks before the week of ``now`` (aware UTC)."""
+    today = now.astimezone(timezone).date()
+    monday = today - timedelta(days=today.weekday() + 7 * HISTORY_WEEKS)
+    return datetime.combine(monday, datetime.min.time(), timezone).astimezone(UTC)
+
+
+def _write_batches(store: Any, points: Iterable[Any]) -> int:
+    count = 0
+    iterator = iter(points)
+    while batch := list(islice(iterator, WRITE_BATCH)):
+        store.write(batch)
+        count += len(batch)
+    return count
+
+
+def _device_points(
+    settings: Settings,
+    devices: list[Any],
+    rng: random.Random,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    now: datetime,
+) -> Iterator[Any]:
     from ingest.decode import decode
     from ingest.enrich import to_points
-    from ingest.simulate import reading_for
+    from ingest.simulate import Scenario, reading_for, topic_for
 
-    rng = random.Random(settings.simulator.seed)
     # the live simulator plays the pollution episode; the history is ordinary days
     calm = settings.model_copy(
         update={"simulator": settings.simulator.model_copy(update={"episode_commune": None})}
     )
-    now = clock.now()
-    start = now - timedelta(hours=HISTORY_HOURS)
-    points = []
+    scenario = Scenario.from_settings(calm)
+    skew = settings.ingest.max_clock_skew_s
+    at = start
+    while at < end:
+        for device in devices:
+            payload = reading_for(device, at, rng, scenario=scenario)
+            body = json.dumps(payload).encode()
+            reading = decode(topic_for(device), body, now=now, max_clock_skew_s=skew)
+            yield from to_points(reading, device)
+        at += step
+
+
+def _gov_points(settings: Settings, start: datetime, now: datetime) -> Iterator[Any]:
+    """Counters of every office hour in [start, now), decoded by the gov contract."""
+    from ingest.contracts.gov import GovContract
+    from ingest.contracts.router import limits_of
+    from ingest.gov_simulate import gov_messages, gov_topic_template, gov_units
+    from ingest.topics import TopicTemplate
+    from layers.levels import Hierarchy
+
+    template = gov_topic_template(settings)
+    if template is None:
+        return
+    hierarchy = Hierarchy.from_csv(
+        settings.hierarchy.levels, settings.path(settings.hierarchy.units_file)
+    )
+    placeholders = ("{service}", "{unit_code}")
+    contract = GovContract(
+        TopicTemplate.parse(template, placeholders),
+        limits_of(settings.ingest),
+        lambda code: hierarchy.level_tags(code) if hierarchy.get(code) is not None else None,
+    )
+    units = gov_units(settings)
+    timezone = ZoneInfo(settings.site.timezone)
     at = start
     while at < now:
-        for device in devices:
-            payload = reading_for(device, at, rng, settings=calm)
-            topic = f"city/{device.kind}/{device.device_id}"
-            reading = decode(
-                topic,
-                json.dumps(payload).encode(),
-                now=now,
-                max_clock_skew_s=settings.ingest.max_clock_skew_s,
-            )
-            points.extend(to_points(reading, device))
-        at += HISTORY_STEP
-    for offset in range(0, len(points), 5000):
-        store.write(points[offset : offset + 5000])
-    return len(points)
+        until = min(at + GOV_STEP, now)
+        messages = gov_messages(
+            units, at, until, seed=settings.simulator.seed, template=template, timezone=timezone
+        )
+        for topic, payload in messages:
+            yield from contract.points(topic, json.dumps(payload).encode(), now)
+        at = until
 
 
 def quiet_libraries() -> None:
@@ -250,9 +325,15 @@ def run_demo(config: Path, workdir: Path, *, fresh: bool = False) -> int:
 
         history_marker = workdir / ".history-written"
         if not history_marker.exists():
+            history_started = time.monotonic()
             count = write_history(settings, store, devices, clock)
             history_marker.write_text(f"{count}\n")
-            log.info("wrote %d points of simulated history (%d h)", count, HISTORY_HOURS)
+            log.info(
+                "wrote %d points of simulated history (%d weeks) in %.1f s",
+                count,
+                HISTORY_WEEKS,
+                time.monotonic() - history_started,
+            )
 
         worker = IngestWorker(
             settings,

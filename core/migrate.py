@@ -16,7 +16,8 @@ at once. The second process then waits, sees the row, and skips the step.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import (
     Column,
@@ -31,10 +32,11 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.clock import SystemClock
 from core.db import UtcDateTime
-from core.errors import CityOpsError
+from core.errors import CityOpsError, RetryableError
 from core.ports import Clock
 
 Step = Callable[[Connection], None]
@@ -115,3 +117,32 @@ def migrate(
             )
             done.append(version)
     return done
+
+
+class MigratedTables:
+    """A component's tables in the state database: ``migrate()`` brings them up to date,
+    ``_transaction(doing)`` runs a change in one transaction. Database errors become
+    RetryableError naming what was being done (the database is down or busy)."""
+
+    component: str = ""
+    migrations: Sequence[Step] = ()
+    what: str = "tables"  # "the <what> could not be migrated"
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock: Clock = clock or SystemClock()
+
+    def migrate(self) -> list[int]:
+        """Bring the tables up to date (several processes at once are fine)."""
+        try:
+            return migrate(self._engine, self.component, self.migrations, self._clock)
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"the {self.what} could not be migrated: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise RetryableError(f"state database could not {doing}: {exc}") from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from core.settings_base import Label as Label
 from core.settings_base import _Section
 from core.settings_rules import DEVICE_LEVEL
 from core.settings_rules import AlertRule as AlertRule
+from core.settings_wall import WallSettings
 from core.types import AGGREGATIONS, Aggregation, MetricRef
 
 ENV_PREFIX = "CITYOPS_"
@@ -244,6 +245,24 @@ class MetricSettings(_Section):
     # over a unit and a period before dividing (KPI rules, e.g. on-time dossiers / resolved).
     denominator: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] | None = None
     target: float | None = None  # a ratio metric's target (0..1), the default of kpi rules
+    # A value per period stamped at the period's start (derived hourly/daily indices such as
+    # VN_AQI): it is current for two periods, so the dashboard looks that far back for it and
+    # calls it old only after that.
+    period_s: Annotated[int, Field(gt=0, le=31 * 86400)] | None = None
+    # false: a counter read per period (dossiers received in a week), not a live value for
+    # the map and panels; ratio metrics are never live.
+    live: bool = True
+
+    @property
+    def is_live(self) -> bool:
+        return self.live and self.denominator is None
+
+    def stale_after(self, default: timedelta) -> timedelta:
+        """When a value of this metric is old data: ``default`` (dashboard.stale_after_s),
+        or two periods and a few minutes for a value per period."""
+        if self.period_s is None:
+            return default
+        return max(default, timedelta(seconds=2 * self.period_s + 300))
 
     @field_validator("aggregation", mode="before")
     @classmethod
@@ -427,6 +446,7 @@ class DashboardSettings(_Section):
     # null = one cache per process.
     cache_url: Annotated[str, Field(pattern=r"^rediss?://")] | None = None
     auth: AuthSettings = AuthSettings()
+    walls: dict[str, WallSettings] = {}  # wall screens, /wall/<name> (core/settings_wall.py)
 
 
 class Settings(_Section):

@@ -91,10 +91,20 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to an e-mail, e.g. the weekly review's PDF."""
+
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """An e-mail ready to send. ``reason`` is first, repeat, escalation or resolved.
     ``images``: inline PNGs of the HTML part, by Content-ID without the angle brackets
-    (the HTML shows one with ``src="cid:<content id>"``)."""
+    (the HTML shows one with ``src="cid:<content id>"``). ``attachments``: files after
+    the body (the message becomes multipart/mixed)."""
 
     recipients: tuple[str, ...]
     subject: str
@@ -103,3 +113,4 @@ class Notification:
     reason: str = "first"
     headers: Mapping[str, str] = field(default_factory=dict)
     images: Mapping[str, bytes] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()

@@ -41,9 +41,12 @@ from dashboard.mapview import MapViews
 from dashboard.pages import nav_links, page_lang, user_box
 from dashboard.pipeline import mount_pipeline_page
 from dashboard.plotlyjs import mount_plotly_js
+from dashboard.review_exports import mount_review_exports
+from dashboard.review_page import mount_review_page
 from dashboard.unit_page import mount_unit_page
 from dashboard.users import UserStore
 from dashboard.views.page import page_layout
+from dashboard.wall_page import mount_walls
 from layers.geography import Geography
 from layers.history import HistoryMap, load_history
 from layers.registry import Device, RegistryFile
@@ -86,9 +89,10 @@ def build_context(
     cache: QueryCache | None = None,
 ) -> DashboardContext:
     """What the callbacks work with (tests build it to call them directly)."""
-    # Ratio metrics (with a denominator, for kpi alert rules) stay out of every metric list
-    # until the dashboard can show a ratio (issue 7): the one place they are filtered out.
-    shown = {key: metric for key, metric in settings.metrics.items() if metric.denominator is None}
+    # The live pages (map, panels, unit page, devices) show live metrics; ratios and period
+    # counters (public-service KPIs) are read per week by the weekly review (reports/),
+    # which takes them from the full catalogue: the one place they are filtered out here.
+    shown = {key: metric for key, metric in settings.metrics.items() if metric.is_live}
     settings = settings.model_copy(update={"metrics": shown})
     geography = views.geography
     home = views.home()  # prepared now: a bad boundary file fails here, not in the browser
@@ -149,6 +153,7 @@ def create_app(
     app = dash.Dash(
         __name__,
         assets_folder=str(ASSETS),
+        assets_ignore=r"^wall\.",  # the wall screens' dark theme is theirs alone
         serve_locally=True,
         compress=True,  # Flask-Compress on app.server
         external_stylesheets=[],
@@ -179,15 +184,17 @@ def create_app(
         cache=make_query_cache(settings.dashboard.cache_url, secret),
     )
     requests_prefix = app.config.requests_pathname_prefix or "/"
-    Auth(
+    auth = Auth(
         settings,
         users,
         geography.hierarchy,
         clock,
         routes_prefix=prefix,
         requests_prefix=requests_prefix,
-    ).install(app.server, secret)
+    )
+    auth.install(app.server, secret)
     mount_exports(ctx, app.server, prefix)
+    mount_review_exports(ctx, app.server, prefix, settings)  # the review's XLSX and PDF
     topojson_url = app.get_asset_url("topojson/")
     # The geo bundle, not plotly's full one, with no internet endpoint (dashboard/plotlyjs.py).
     mount_plotly_js(app, topojson_url)
@@ -196,6 +203,8 @@ def create_app(
     mount_alerts_page(app, ctx)
     mount_ack_link(app.server, ctx, secret, routes_prefix=prefix)  # e-mails' acknowledge links
     mount_devices_page(app, ctx)
+    mount_review_page(app, ctx, settings)  # /review/: the weekly KPI review (all metrics)
+    mount_walls(app, ctx, auth)  # /wall/<name>: the operations room's screens
 
     def layout() -> Any:
         # A function: each page view gets fresh defaults; data arrives through callbacks.

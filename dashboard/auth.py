@@ -24,6 +24,11 @@ and which need no CSRF token (a forged post would have to know the secret token 
 The session key itself comes from core/secrets.py (the alert engine signs those links with
 a key derived from it).
 
+Wall screens (dashboard/wall_links.py): ``/wall/<name>?key=<token>`` with a live wall link
+starts a wall session (role viewer, the wall's units, no idle timeout), which may read only
+its own wall's page, callbacks and the assets; anything else is 403, and a revoked link
+answers 410 from the next re-check on (the wall page says the link was revoked).
+
 Proxy mode: a reverse proxy with single sign-on names the user in ``proxy_header``; the
 header is believed only from ``proxy_trusted`` addresses, and the user must exist here
 (their role and units come from our database, not from the proxy).
@@ -52,6 +57,7 @@ from dashboard.i18n import as_lang
 from dashboard.throttle import LoginThrottle
 from dashboard.users import User, UserStore
 from dashboard.views.login import login_page
+from dashboard.wall_links import WallGate, WallVerdict
 from layers.levels import Hierarchy
 
 log = logging.getLogger("cityops.dashboard")
@@ -109,6 +115,14 @@ class _SessionInterface(SecureCookieSessionInterface):
                 del response.headers["Vary"]
 
 
+def _wall_refused(verdict: WallVerdict) -> BaseResponse:
+    if verdict.revoked:
+        body = "Liên kết đã bị thu hồi / this wall link has been revoked\n"
+    else:
+        body = "Màn hình tường chỉ xem được trang của nó / a wall sees only its own page\n"
+    return Response(body, status=verdict.refuse or 403, mimetype="text/plain; charset=utf-8")
+
+
 class Auth:
     """The gate, the sign-in and sign-out routes, and the session rules of one server."""
 
@@ -134,6 +148,7 @@ class Auth:
         self.throttle = throttle or LoginThrottle(clock=clock)
         self._monotonic = monotonic
         self._cache: dict[str, _Cached] = {}
+        self.walls: WallGate | None = None  # set by dashboard/wall_page.py when walls exist
 
     # ------------------------------------------------------------------ wiring
     def install(self, server: Flask, secret: bytes) -> None:
@@ -170,6 +185,10 @@ class Auth:
     def gate(self) -> BaseResponse | None:
         if self._public(request.path):
             return None
+        if self.walls is not None:
+            wall = self._wall_gate()
+            if wall is not None:
+                return wall if isinstance(wall, BaseResponse) else self._csrf_gate()
         user = self._proxy_user() if self.config.mode == "proxy" else self._session_user()
         if isinstance(user, Response):
             return user
@@ -177,10 +196,32 @@ class Auth:
             return self._refuse()
         g.cityops_user = user
         g.cityops_access = Access.for_user(self.hierarchy, user)
+        return self._csrf_gate()
+
+    def _csrf_gate(self) -> BaseResponse | None:
         if request.method not in ("GET", "HEAD", "OPTIONS") and not self._csrf_ok():
             log.warning("refused a %s %s without a valid CSRF token", request.method, request.path)
             return Response("CSRF token missing or wrong\n", status=403, mimetype="text/plain")
         return None
+
+    def _wall_gate(self) -> BaseResponse | bool | None:
+        """A wall link opening (redirect to the wall without the key), a wall session's
+        request (True: let in as the wall; or refused), or None: not a wall's business."""
+        assert self.walls is not None
+        rest = request.path[len(self.routes) :] if request.path.startswith(self.routes) else ""
+        key = request.args.get("key")
+        if key and request.method == "GET" and self.walls.start(rest, key, session):
+            session.permanent = True  # the cookie outlives the browser's restarts
+            return redirect(self.requests + rest.rstrip("/") + "/", code=303)
+        verdict = self.walls.check(rest, session)
+        if verdict is None:
+            return None
+        if verdict.refuse or verdict.wall is None:
+            return _wall_refused(verdict)
+        name = f"wall:{verdict.wall}"
+        g.cityops_user = User(0, name, "viewer", verdict.units, "vi", False, self.clock.now())
+        g.cityops_access = Access(self.hierarchy, verdict.units, role="viewer", username=name)
+        return True
 
     def _refuse(self) -> BaseResponse:
         """Not signed in: a page view goes to the sign-in page, anything else gets 401 (the

@@ -137,6 +137,11 @@ class DashboardData:
                 f"no metric {metric_id!r} in the catalogue {sorted(self.metrics)}"
             ) from None
 
+    def lookback_for(self, metric: MetricSettings) -> timedelta:
+        """How far back a value counts: the lookback, or as long as a value per period stays
+        current (MetricSettings.stale_after)."""
+        return max(self.lookback, metric.stale_after(self.stale_after))
+
     def map_values(
         self, metric_id: str, level: str | None = None, parent: UnitRef | None = None
     ) -> pd.DataFrame:
@@ -152,7 +157,7 @@ class DashboardData:
             values = self.store.latest_by_unit(
                 metric.ref,
                 level,
-                since=self.clock.now() - self.lookback,
+                since=self.clock.now() - self.lookback_for(metric),
                 parent=parent,
                 aggregation=metric.aggregation,
             )
@@ -191,12 +196,16 @@ class DashboardData:
         catalogue order; a metric without data has NaN value, NaT ts and 0 devices."""
 
         def query() -> pd.DataFrame:
-            since = self.clock.now() - self.lookback
+            now = self.clock.now()
             rows: list[UnitValue] = []
             order: list[str] = []
             for metric_id, metric in self.metrics.items():
                 found = self.store.latest_by_unit(
-                    metric.ref, unit.level, since=since, parent=unit, aggregation=metric.aggregation
+                    metric.ref,
+                    unit.level,
+                    since=now - self.lookback_for(metric),
+                    parent=unit,
+                    aggregation=metric.aggregation,
                 )
                 mine = [item for item in found if item.code == unit.code]
                 if mine:

@@ -70,7 +70,8 @@ def unit_options(ctx: DashboardContext, access: Access, lang: str) -> list[dict[
 
 def kind_options(ctx: DashboardContext, access: Access, lang: str) -> list[dict[str, str]]:
     """The catalogue's kinds and those of the registered devices the user may see."""
-    kinds = {metric.kind for metric in ctx.metrics.values()}
+    # Derived values per period (VN_AQI) come from no device.
+    kinds = {metric.kind for metric in ctx.metrics.values() if metric.period_s is None}
     kinds |= {d.kind for d in ctx.data.registry() if d.unit_code and access.can_see(d.unit_code)}
     if access.everything:
         kinds |= {device.kind for device in ctx.data.registry()}

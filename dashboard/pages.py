@@ -31,6 +31,7 @@ add_texts(
         "nav_devices": ("Thiết bị", "Devices"),
         "nav_alerts": ("Cảnh báo", "Alerts"),
         "nav_health": ("Thu nhận dữ liệu", "Pipeline"),
+        "nav_review": ("Báo cáo tuần", "Weekly review"),
         "nav_label": ("Các trang", "Pages"),
         "nav_sign_out": ("Đăng xuất", "Sign out"),
         "role_admin": ("quản trị", "admin"),
@@ -48,6 +49,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("nav_overview", ""),
     ("nav_devices", "devices/"),
     ("nav_alerts", "alerts/"),
+    ("nav_review", "review/"),
     ("nav_health", "pipeline/"),
 )
 
@@ -162,6 +164,7 @@ def mount_page(
         routes_pathname_prefix=routes,
         requests_pathname_prefix=requests,
         assets_folder=main.config.assets_folder,
+        assets_ignore=r"^wall\.",  # the wall screens' dark theme is theirs alone
         serve_locally=True,
         compress=False,  # the main app's Flask-Compress already covers the shared server
         title=text(title_key, ctx.settings.site.language),

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -58,6 +59,7 @@ _MAX_N: Final = 2**20
 _MAX_MEMORY: Final = 2**27  # 128 MiB: 8 times what the default parameters take
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class PasswordTooShortError(ValueError):
@@ -140,6 +142,7 @@ users = Table(
     Column("language", Text, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("email", Text, nullable=True),  # v2: where reports and alert e-mails go
 )
 
 user_units = Table(
@@ -176,7 +179,11 @@ def _v1_users_and_units(connection: Connection) -> None:
     v1.create_all(connection)
 
 
-MIGRATIONS: Final[Sequence[Step]] = (_v1_users_and_units,)
+def _v2_email(connection: Connection) -> None:
+    connection.execute(text("ALTER TABLE users ADD COLUMN email TEXT"))
+
+
+MIGRATIONS: Final[Sequence[Step]] = (_v1_users_and_units, _v2_email)
 COMPONENT: Final = "users"
 
 
@@ -192,6 +199,7 @@ class User:
     language: str
     disabled: bool
     created_at: datetime
+    email: str | None = None  # the weekly report goes here (a leader's)
 
 
 def normalise_username(username: str) -> str:
@@ -225,6 +233,7 @@ class UserStore:
         role: str,
         units: Iterable[str],
         language: str = "vi",
+        email: str | None = None,
     ) -> User:
         """Add an enabled user. Raises ValueError naming a bad role, language, username or
         an empty unit list (only an admin may have none), PasswordTooShortError, and
@@ -234,6 +243,8 @@ class UserStore:
             raise ValueError(f"role must be one of {', '.join(ROLES)}: {role!r}")
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {', '.join(LANGUAGES)}: {language!r}")
+        if email is not None and not _EMAIL.fullmatch(email):
+            raise ValueError(f"email must be an e-mail address: {email!r}")
         codes = tuple(sorted({code.strip() for code in units}))
         if not codes and role != "admin":
             raise ValueError(f"a {role} needs at least one unit code")
@@ -250,6 +261,7 @@ class UserStore:
                         "language": language,
                         "disabled": False,
                         "created_at": created_at,
+                        "email": email,
                     },
                 ).scalar_one()
                 if codes:
@@ -261,7 +273,7 @@ class UserStore:
             raise UserExistsError(f"a user with this name exists already: {name!r}") from exc
         except SQLAlchemyError as exc:
             raise RetryableError(f"user {name!r} could not be added: {exc}") from exc
-        return User(user_id, name, role, codes, language, False, created_at)
+        return User(user_id, name, role, codes, language, False, created_at, email)
 
     def _read(self, username: str | None) -> list[tuple[User, str]]:
         query = select(users).order_by(users.c.username)
@@ -288,6 +300,7 @@ class UserStore:
                     language=row.language,
                     disabled=bool(row.disabled),
                     created_at=row.created_at,
+                    email=row.email,
                 ),
                 row.password_hash,
             )

@@ -2,7 +2,9 @@
 them over MQTT like real devices would.
 
 Readings are a pure function of (device, time, random generator, scenario), so the demo's
-history, the live simulator and the tests all draw from the same model.
+history, the live simulator and the tests all draw from the same model. When a ``format: gov``
+contract is configured, the simulator also publishes the communes' public-service counters
+(ingest/gov_simulate.py) in office hours.
 Nothing connects at import: the paho client comes from a factory.
 """
 
@@ -39,6 +41,7 @@ from ingest.demo_devices import (
     WaterStation,
 )
 from ingest.fastmqtt import use_broker_settings
+from ingest.gov_simulate import GovSchedule
 from layers.registry import Device
 
 log = logging.getLogger("cityops.simulate")
@@ -237,7 +240,10 @@ class SimulatorStats:
 
 class Simulator:
     """Publishes a reading of every device every ``settings.simulator.interval_s`` (QoS 1,
-    topic ``city/<kind>/<device_id>``), devices spread evenly over the interval.
+    topic ``city/<kind>/<device_id>``), devices spread evenly over the interval; with a
+    ``format: gov`` contract, at the end of the first round a minute (GovSchedule) after
+    the last, the counters of every commune since then (topic of the contract, e.g.
+    ``gov/dossiers/<code>``; none outside office hours, none all zero).
     ``clock`` stamps the readings; pacing uses the monotonic clock."""
 
     def __init__(
@@ -260,6 +266,7 @@ class Simulator:
         self._connected = threading.Event()
         self._refusal: str | None = None
         self._rounds = self._published = self._acknowledged = self._dropped = 0
+        self._gov = GovSchedule.from_settings(settings)
 
     @property
     def stats(self) -> SimulatorStats:
@@ -271,6 +278,8 @@ class Simulator:
         (bounded) for the broker to acknowledge what was sent and disconnect.
         Raises RetryableError when the broker cannot be reached."""
         scenario = Scenario.from_settings(self._settings, episode_anchor=self._clock.now())
+        if self._gov is not None:
+            self._gov.start(self._clock.now())
         client = self._connect()
         try:
             published_before = self.stats.published
@@ -328,6 +337,7 @@ class Simulator:
                 if not _wait_until(round_start + position * interval / count, stop_event):
                     return
                 self._publish_one(client, device, scenario)
+            self._publish_gov(client)
             with self._lock:
                 self._rounds += 1
             round_index += 1
@@ -336,8 +346,15 @@ class Simulator:
 
     def _publish_one(self, client: mqtt.Client, device: Device, scenario: Scenario) -> None:
         payload = reading_for(device, self._clock.now(), self._rng, scenario=scenario)
+        self._send(client, topic_for(device), payload)
+
+    def _publish_gov(self, client: mqtt.Client) -> None:
+        for topic, payload in self._gov.due(self._clock.now()) if self._gov else ():
+            self._send(client, topic, payload)
+
+    def _send(self, client: mqtt.Client, topic: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":"))
-        info = client.publish(topic_for(device), body, qos=1)
+        info = client.publish(topic, body, qos=1)
         with self._lock:
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 self._dropped += 1

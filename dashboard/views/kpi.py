@@ -188,7 +188,7 @@ def kpi_card(
     stale = (
         ts is not None
         and (period is None or period.includes(now))
-        and is_stale(ts, now, stale_after)
+        and is_stale(ts, now, metric.stale_after(stale_after))
     )
     parts: list[Any] = [
         title,

@@ -109,7 +109,7 @@ def map_arrays(
             arrays.customdata.append([name, text("no_data", lang), "", ""])
             arrays.stale.append(False)
         else:
-            stale = is_stale(ts, now, stale_after)
+            stale = is_stale(ts, now, metric.stale_after(stale_after))
             band = band_label(scale, value, lang)
             when = text("measured_at", lang, time=format_when(ts, tz))
             if stale:

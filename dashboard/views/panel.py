@@ -79,7 +79,7 @@ def metric_rows(
             continue
         number = float(cast(float, value))
         ts = pd.Timestamp(cast(datetime, raw_ts)).to_pydatetime()
-        stale = is_stale(ts, now, stale_after)
+        stale = is_stale(ts, now, metric.stale_after(stale_after))
         when = (
             text("stale_since", lang, time=format_when(ts, tz))
             if stale

@@ -193,7 +193,9 @@ def browser() -> Iterator[Browser]:
             f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
         )
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # precise memory figures: the wall test reads the JS heap over many beats
+        args = [*CHROMIUM_ARGS, "--enable-precise-memory-info"]
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         yield chromium
         chromium.close()
 

@@ -46,18 +46,18 @@ def test_add_list_disable(cli: CliRunner, database_url: str) -> None:
     code, out, _ = users(cli, "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["username", "role", "units", "disabled"]
+    assert lines[0].split() == ["username", "role", "units", "email", "disabled"]
     assert [line.split() for line in lines[1:]] == [
-        ["nguyenvana", "operator", "48", "no"],
-        ["root", "admin", "*", "no"],
-        ["tranthib", "viewer", "00004", "20194", "no"],
+        ["nguyenvana", "operator", "48", "-", "no"],
+        ["root", "admin", "*", "-", "no"],
+        ["tranthib", "viewer", "00004", "20194", "-", "no"],
         ["3", "users"],
     ]
 
     code, out, _ = users(cli, "disable", "tranthib")
     assert (code, out.strip()) == (0, "disabled tranthib")
     code, out, _ = users(cli, "list")
-    assert ["tranthib", "viewer", "00004", "20194", "yes"] in [
+    assert ["tranthib", "viewer", "00004", "20194", "-", "yes"] in [
         line.split() for line in out.splitlines()
     ]
 

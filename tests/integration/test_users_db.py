@@ -164,7 +164,7 @@ def test_user_store_migrates_once_across_restarts(engine: Engine) -> None:
     UserStore(engine).add("nguyenvana", PASSWORD, "viewer", ["48"])
     again = UserStore(engine)  # a restart: the migration is a no-op, the data stays
     assert [u.username for u in again.list()] == ["nguyenvana"]
-    assert versions(engine, "users") == [(1, 1)]
+    assert versions(engine, "users") == [(1, 1), (2, 1)]
 
 
 def test_two_processes_migrating_at_once_both_succeed(url: str) -> None:
@@ -202,3 +202,15 @@ def test_two_processes_migrating_at_once_both_succeed(url: str) -> None:
                 connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         for engine in engines:
             engine.dispose()
+
+
+def test_a_leader_has_an_email_address_for_the_weekly_report(engine: Engine) -> None:
+    store = UserStore(engine)
+    store.add("lanh-dao", PASSWORD, "leader", ["48"], email="lanhdao@danang.gov.vn")
+    store.add("nguyenvana", PASSWORD, "viewer", ["48"])
+    assert {u.username: u.email for u in store.list()} == {
+        "lanh-dao": "lanhdao@danang.gov.vn",
+        "nguyenvana": None,
+    }
+    with pytest.raises(ValueError, match="email must be an e-mail address"):
+        store.add("tranthib", PASSWORD, "leader", ["48"], email="not-an-address")

@@ -185,7 +185,8 @@ def test_metric_references_per_type() -> None:
     )
     assert (
         "alerts.rules.0.metric must be a ratio metric (one with a denominator) for a kpi rule "
-        "['dossiers_on_time']: 'pm25'" in error(KPI | {"metric": "pm25"})
+        "['dossiers_on_time', 'dossiers_online', 'dossiers_paid_online', 'feedback_on_time']: "
+        "'pm25'" in error(KPI | {"metric": "pm25"})
     )
     assert (
         "alerts.rules.0.metric is a ratio metric: only kpi and no_data rules can use it, "

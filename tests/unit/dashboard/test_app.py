@@ -305,3 +305,11 @@ def test_the_vendored_bundle_holds_no_internet_endpoint() -> None:
     assert served.count(b'"/cityops/assets/topojson/"') == 1
     with pytest.raises(ValueError, match="README"):
         with_topojson_url(served, "/t/")  # an unprepared bundle is refused
+
+
+def test_the_wall_screens_dark_theme_stays_on_the_walls(client: FlaskClient) -> None:
+    for path in ("/", "/area/commune/20194", "/alerts/", "/review/"):
+        html = client.get(path).get_data(as_text=True)
+        assert "style.css" in html, path
+        assert "wall.css" not in html, path
+        assert "wall.js" not in html, path

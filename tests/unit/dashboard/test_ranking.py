@@ -92,7 +92,7 @@ def test_rank_ties_best_and_worst(settings: Settings) -> None:
 
 def test_higher_is_better_only_when_the_metric_says_so(settings: Settings) -> None:
     pm25 = settings.metrics["pm25"]
-    sensors = [metric for metric in settings.metrics.values() if metric.denominator is None]
+    sensors = [metric for metric in settings.metrics.values() if metric.is_live]
     assert all(lower_is_better(metric) for metric in sensors)
 
     class Served(MetricSettings):

@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import threading
 import unicodedata
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from core.settings import DevicesSettings, Settings, load_settings, parse_settings
 from ingest.decode import decode
@@ -23,8 +29,10 @@ from ingest.demo_devices import (
     make_demo_devices,
     place_station,
 )
+from ingest.gov_simulate import SERVICES, gov_units
 from ingest.simulate import (
     Scenario,
+    Simulator,
     alarm_level,
     epoch_ms,
     reading_for,
@@ -40,6 +48,7 @@ HOANG_SA = "20333"
 EPISODE_UNIT = "20194"  # Phường Hải Vân, as in config.yaml
 ANCHOR = datetime(2026, 3, 2, 1, 7, tzinfo=UTC)  # a simulator start, 08:07 local
 LOCAL = timedelta(hours=7)  # Asia/Ho_Chi_Minh has no daylight saving
+NOT_FROM_SENSORS = {*SERVICES, "aqi"}
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +314,8 @@ def test_every_payload_passes_the_message_contract_with_catalogue_fields(
 ) -> None:
     catalogue: dict[str, set[str]] = {}
     for metric in settings.metrics.values():
-        if metric.denominator is None:  # ratio metrics come from gov/ counters, not sensors
+        # public-service counters come from gov/ topics, VN_AQI is derived from PM readings
+        if metric.kind not in NOT_FROM_SENSORS:
             catalogue.setdefault(metric.kind, set()).add(metric.field)
     assert {kind: set(fields) for kind, fields in FIELDS_BY_KIND.items()} == catalogue
     rng = random.Random(3)
@@ -368,3 +378,89 @@ def test_alarm_level_uses_each_stations_own_levels() -> None:
     cam_le = ALARM_LEVELS_M["wl-camle"]  # only BĐ III (2.5 m) is verified
     assert [alarm_level(v, cam_le) for v in (1.0, 2.49, 2.5)] == [0, 0, 3]
     assert alarm_level(9.0, (None, None, None)) == 0
+
+
+# -- public-service counters from the Simulator ---------------------------------------------
+
+
+class _SteppingClock:
+    """Each reading of the clock is ``step`` later: rounds pass at simulated speed."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        self.current, self.step = start, step
+
+    def now(self) -> datetime:
+        self.current += self.step
+        return self.current
+
+
+class _RecordingClient:
+    """Enough of paho's client for the Simulator: accepts the connection, acknowledges
+    every publish at once and keeps (topic, payload)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, float]]] = []
+        self.on_connect: Any = None
+        self.on_disconnect: Any = None
+        self.on_publish: Any = None
+
+    def connect(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+    def loop_start(self) -> None:
+        self.on_connect(self, None, None, ReasonCode(PacketTypes.CONNACK, identifier=0), None)
+
+    def publish(self, topic: str, body: str, qos: int) -> Any:
+        assert qos == 1
+        self.sent.append((topic, json.loads(body)))
+        self.on_publish(self, None, len(self.sent), None, None)
+        return SimpleNamespace(rc=MQTTErrorCode.MQTT_ERR_SUCCESS)
+
+    def disconnect(self) -> None:
+        pass
+
+    def loop_stop(self) -> None:
+        pass
+
+
+def run_simulator(
+    settings: Settings, devices: list[Device], start: datetime, rounds: int
+) -> list[tuple[str, dict[str, float]]]:
+    fast = settings.model_copy(
+        update={"simulator": settings.simulator.model_copy(update={"interval_s": 0.001})}
+    )
+    client = _RecordingClient()
+    simulator = Simulator(
+        fast,
+        devices[:2],
+        client_factory=lambda _settings: cast(Any, client),
+        clock=_SteppingClock(start, timedelta(seconds=20)),
+    )
+    stats = simulator.run(threading.Event(), max_rounds=rounds)
+    assert stats.published == stats.acknowledged == len(client.sent)
+    return client.sent
+
+
+def test_the_simulator_publishes_counters_in_office_hours_only(
+    settings: Settings, devices: list[Device]
+) -> None:
+    # Monday 2 March 2026 from 08:00 local: 20 s a clock reading, 3 a round: 60 s a round.
+    sent = run_simulator(settings, devices, datetime(2026, 3, 2, 1, 0, tzinfo=UTC), 40)
+    gov = [(topic, payload) for topic, payload in sent if topic.startswith("gov/")]
+    assert len(sent) - len(gov) == 80  # every device every round, as before
+    assert gov
+    assert {topic.split("/")[1] for topic, _ in gov} <= {"dossiers", "feedback"}
+    assert {topic.split("/")[2] for topic, _ in gov} <= {unit.code for unit in gov_units(settings)}
+    received = sum(payload["received"] for topic, payload in gov if "/dossiers/" in topic)
+    assert 40 < received < 200  # ~40 minutes of ~94 offices at 10-60 dossiers a day
+    # Saturday 7 March, same hours: the sensors go on, the offices are closed.
+    weekend = run_simulator(settings, devices, datetime(2026, 3, 7, 1, 0, tzinfo=UTC), 40)
+    assert len(weekend) == 80
+    assert not any(topic.startswith("gov/") for topic, _ in weekend)
+
+
+def test_no_gov_contract_no_counters(devices: list[Device]) -> None:
+    plain = parse_settings({}, base_dir=REPO)  # the default contract: json only
+    sent = run_simulator(plain, devices, datetime(2026, 3, 2, 1, 0, tzinfo=UTC), 10)
+    assert len(sent) == 20
+    assert all(topic.startswith("city/") for topic, _ in sent)
