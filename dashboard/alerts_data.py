@@ -26,6 +26,7 @@ import pandas as pd
 from sqlalchemy import Engine, RowMapping, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from alerts import rule_text
 from alerts.actions import (
     Ack,
     AckKey,
@@ -169,7 +170,12 @@ class AlertSource:
 
     def title(self, rule_id: str, lang: str) -> str:
         rule = self.rules.get(rule_id)
-        return rule.title.get(lang) if rule is not None and rule.title else rule_id
+        if rule is None:
+            return rule_id
+        if rule.title is not None:
+            return rule.title.get(lang)
+        metric = self.settings.metrics.get(rule.metric)
+        return rule_text.title(rule, metric).get(lang) if metric is not None else rule_id
 
     def device_units(self) -> dict[str, str | None]:
         return {device.device_id: device.unit_code for device in self.devices()}

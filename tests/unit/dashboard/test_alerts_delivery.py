@@ -236,7 +236,10 @@ def test_failed_emails_of_the_users_units_only(seeded: Seeded, hierarchy: Hierar
 
     hai_van = "Bụi mịn PM2.5 ở mức Xấu – Phường Hải Vân, Thành phố Đà Nẵng"
     cam_le = "Bụi mịn PM2.5 ở mức Xấu – Phường Cẩm Lệ, Thành phố Đà Nẵng"
-    device = "air-no-data – Trạm Hải Vân 1 (aq-0001), Phường Hải Vân, Thành phố Đà Nẵng"
+    device = (
+        "Bụi mịn PM2.5: không có dữ liệu quá 15 phút – "  # the rule has no title: worded
+        "Trạm Hải Vân 1 (aq-0001), Phường Hải Vân, Thành phố Đà Nẵng"
+    )
     everything = [
         (seeded.failed_grouped, "[CẢNH BÁO] 2 cảnh báo", f"{device}; {cam_le}", 0),
         (
