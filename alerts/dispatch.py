@@ -82,6 +82,12 @@ class Dispatcher:
         self._signer = signer
         self._silencing = silencing
         self._holder = holder
+        self._email_context = EmailContext(
+            sender=settings.smtp.sender,
+            site_name=settings.site.name,
+            timezone=settings.site.timezone,
+            public_url=settings.dashboard.public_url.rstrip("/"),
+        )
 
     # -- escalate ----------------------------------------------------------------------
 
@@ -205,25 +211,19 @@ class Dispatcher:
             group_interval_s=alerts.group_interval_s,
             max_per_email=alerts.max_alerts_per_email,
         )
+        # Per episode and per unit, asked once for all the e-mails of this round (a storm
+        # puts the same alerts in many people's e-mails).
+        chains: dict[tuple[str, str, int], list[DutyStep]] = {}
         series_cache: dict[tuple[str, str, str], Sequence[SeriesPoint] | None] = {}
         for plan in plans:
             items = [
-                self._item(delivery.facts, plan.person, index, now, series_cache)
+                self._item(delivery.facts, plan.person, index, now, chains, series_cache)
                 for index, delivery in enumerate(plan.deliveries)
             ]
-            notification = render_email(plan.person, items, self._context())
+            notification = render_email(plan.person, items, self._email_context)
             ids = [delivery.id for delivery in plan.deliveries] + list(plan.merged_ids)
             self._outbox.queue_email(plan.person, notification, ids, now=now)
         return len(plans)
-
-    def _context(self) -> EmailContext:
-        settings = self._settings
-        return EmailContext(
-            sender=settings.smtp.sender,
-            site_name=settings.site.name,
-            timezone=settings.site.timezone,
-            public_url=settings.dashboard.public_url.rstrip("/"),
-        )
 
     def _item(
         self,
@@ -231,15 +231,18 @@ class Dispatcher:
         person: Person,
         index: int,
         now: datetime,
+        chains: dict[tuple[str, str, int], list[DutyStep]],
         cache: dict[tuple[str, str, str], Sequence[SeriesPoint] | None],
     ) -> EmailItem:
-        told = {row.person.email for row in self._outbox.told(*facts.key)}
-        chain = annotate(
-            self.chain(facts.rule_id, facts.unit_code, now),
-            facts.fired_at,
-            self._settings.alerts.escalation,
-            told,
-        )
+        if facts.key not in chains:
+            told = {row.person.email for row in self._outbox.told(*facts.key)}
+            chains[facts.key] = annotate(
+                self.chain(facts.rule_id, facts.unit_code, now),
+                facts.fired_at,
+                self._settings.alerts.escalation,
+                told,
+            )
+        public_url = self._email_context.public_url
         series = self._series(facts, now, cache) if index < CHARTS else None
         link = None
         if self._signer is not None and facts.kind != "resolved":
@@ -247,13 +250,13 @@ class Dispatcher:
             token = self._signer.token(
                 facts.rule_id, facts.unit_code, facts.episode, person.email, person.lang, expires
             )
-            link = ack_url(self._context().public_url, token)
+            link = ack_url(public_url, token)
         return EmailItem(
             facts=facts,
-            chain=chain,
+            chain=chains[facts.key],
             series=series,
             ack_url=link,
-            unit_url=self._context().public_url + facts.unit_page,
+            unit_url=public_url + facts.unit_page,
         )
 
     def _series(

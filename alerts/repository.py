@@ -258,10 +258,6 @@ def event_from_row(row: Any) -> EventRow:
     )
 
 
-def facts_to_json(facts: AlertFacts) -> str:
-    return facts.to_json()
-
-
 def summary(facts: AlertFacts) -> str:
     """One line for the log: "Bụi mịn PM2.5 ở mức Xấu — Phường Hải Vân, Thành phố Đà Nẵng"."""
     return " ".join(f"{facts.title.vi} — {facts.unit_name.vi}".split())
@@ -285,7 +281,7 @@ def _event_row(key: EventKey, facts: AlertFacts, now: datetime) -> dict[str, Any
         "body_text": "",
         "body_html": None,
         "headers": json.dumps({}),
-        "facts": facts_to_json(facts),
+        "facts": facts.to_json(),
     }
 
 

@@ -15,6 +15,7 @@ The queries here take what they need from an :class:`~dashboard.alerts_data.Aler
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -105,11 +106,42 @@ def sees_alert(access: Access, unit: str | None) -> bool:
 # ---------------------------------------------------------------------------- roster
 
 
+_ROSTERS: dict[tuple[Any, ...], Roster] = {}
+_ROSTERS_LOCK = threading.Lock()
+
+
 def load_roster(source: AlertSource) -> Roster:
-    """The duty roster of the settings (ConfigError naming a bad entry or CSV line)."""
-    return Roster.from_settings(
-        source.settings, known_unit=lambda code: source.hierarchy.get(code) is not None
+    """The duty roster of the settings (ConfigError naming a bad entry or CSV line), read
+    again only when the roster file changes, not on every refresh of the page."""
+    settings = source.settings
+    path = settings.alerts.roster_file
+    mtime_ns = size = 0
+    if path is not None:
+        try:
+            stat = settings.path(path).stat()
+            mtime_ns, size = stat.st_mtime_ns, stat.st_size
+        except OSError:
+            pass  # Roster.from_settings names the missing file
+    alerts = settings.alerts
+    key = (
+        tuple(alerts.roster),
+        settings.site.timezone,
+        settings.hierarchy.units_file,
+        None if path is None else str(settings.path(path)),
+        mtime_ns,
+        size,
     )
+    with _ROSTERS_LOCK:
+        cached = _ROSTERS.get(key)
+    if cached is not None:
+        return cached
+    roster = Roster.from_settings(
+        settings, known_unit=lambda code: source.hierarchy.get(code) is not None
+    )
+    with _ROSTERS_LOCK:
+        _ROSTERS.clear()  # one roster per dashboard: the newest
+        _ROSTERS[key] = roster
+    return roster
 
 
 def unit_label(source: AlertSource, code: str) -> Label:
