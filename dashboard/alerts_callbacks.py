@@ -2,8 +2,11 @@
 the inputs, calls a plain function of dashboard/alerts_page.py, and places the result;
 and its CSV exports, the same rows as the tables for the signed-in user.
 
-Row buttons are pattern-matched and re-created on every refresh (n_clicks back to None),
-so a callback acts only when the button that triggered it was really pressed.
+Row buttons are re-created on every refresh (a new n_clicks each time). Their presses are
+recorded at the click itself by assets/press.js, into the PRESSED store, and the callbacks
+act on that store, never on the buttons' n_clicks: a refresh that redraws the buttons
+between the click and Dash's reading of the inputs cannot turn a press into "nothing was
+pressed" (CI saw one "Hủy tạm tắt" click do nothing while the tables were refreshing).
 """
 
 from __future__ import annotations
@@ -37,13 +40,15 @@ from dashboard.i18n import as_lang
 from dashboard.views import alerts_forms as f
 
 
-def _pressed() -> Any:
-    """The id of the button that was pressed, or None when the callback fired because
-    buttons were (re)drawn."""
-    triggered = dash.ctx.triggered
-    if not triggered or not triggered[0].get("value"):
+def pressed_row(data: object, button_type: str) -> dict[str, Any] | None:
+    """The id of the row button of ``button_type`` in the PRESSED store's ``data``, or None
+    when the press was of another kind (or the store holds nothing usable)."""
+    if not isinstance(data, dict):
         return None
-    return dash.ctx.triggered_id
+    pressed = data.get("id")
+    if not isinstance(pressed, dict) or pressed.get("type") != button_type:
+        return None
+    return pressed
 
 
 def _bump(version: object) -> int:
@@ -114,18 +119,18 @@ class _Form:
     form: str
     target: str
     text: str
-    button: dict[str, Any]  # the row buttons' pattern id
+    button: str  # the row buttons' pattern type
     close: str
     submit: str
 
 
 _AckForm = _Form(
     f.ACK_KEY, f.ACK_FORM, f.ACK_TARGET, f.ACK_COMMENT,
-    {"type": f.ACK_BUTTON, "key": ALL}, f.ACK_CLOSE, f.ACK_SUBMIT,
+    f.ACK_BUTTON, f.ACK_CLOSE, f.ACK_SUBMIT,
 )  # fmt: skip
 _NoteForm = _Form(
     f.NOTE_KEY, f.NOTE_FORM, f.NOTE_TARGET, f.NOTE_TEXT,
-    {"type": f.NOTE_BUTTON, "key": ALL, "at": ALL}, f.NOTE_CLOSE, f.NOTE_SUBMIT,
+    f.NOTE_BUTTON, f.NOTE_CLOSE, f.NOTE_SUBMIT,
 )  # fmt: skip
 Submit = Callable[[DashboardContext, Access, object, object, object], Any]
 
@@ -138,17 +143,17 @@ def _form_callbacks(app: dash.Dash, ctx: DashboardContext, form: _Form, submit: 
         Output(form.form, "hidden"),
         Output(form.target, "children"),
         Output(form.text, "value"),
-        Input(form.button, "n_clicks"),
+        Input(f.PRESSED, "data"),
         Input(form.close, "n_clicks"),
         State(ids.LANG, "value"),
         prevent_initial_call=True,
     )
-    def _choose(_clicks: object, _close: object, lang_value: object) -> Any:
-        pressed = _pressed()
+    def _choose(data: object, close: object, lang_value: object) -> Any:
+        if dash.ctx.triggered_id == form.close:
+            return (None, True, "", "") if close else dash.no_update
+        pressed = pressed_row(data, form.button)
         if pressed is None:
             return dash.no_update
-        if pressed == form.close:
-            return None, True, "", ""
         key = pressed["key"]
         lang = ctx.lang(lang_value)
         return key, False, describe_alert(ctx, current_access(), key, lang), ""
@@ -266,13 +271,13 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     @app.callback(
         Output(f.MESSAGE, "children", allow_duplicate=True),
         Output(f.VERSION, "data", allow_duplicate=True),
-        Input({"type": f.UNACK_BUTTON, "key": ALL}, "n_clicks"),
+        Input(f.PRESSED, "data"),
         State(ids.LANG, "value"),
         State(f.VERSION, "data"),
         prevent_initial_call=True,
     )
-    def _unacknowledge(_clicks: object, lang_value: object, version: object) -> Any:
-        pressed = _pressed()
+    def _unacknowledge(data: object, lang_value: object, version: object) -> Any:
+        pressed = pressed_row(data, f.UNACK_BUTTON)
         if pressed is None:
             return dash.no_update
         done = unacknowledge_alert(ctx, current_access(), pressed["key"], lang_value)
@@ -281,11 +286,11 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     @app.callback(
         Output(f.SILENCE_KIND, "value"),
         Output(f.SILENCE_TARGET, "value", allow_duplicate=True),
-        Input({"type": f.SILENCE_BUTTON, "unit": ALL}, "n_clicks"),
+        Input(f.PRESSED, "data"),
         prevent_initial_call=True,
     )
-    def _silence_row(_clicks: object) -> Any:
-        pressed = _pressed()
+    def _silence_row(data: object) -> Any:
+        pressed = pressed_row(data, f.SILENCE_BUTTON)
         if pressed is None:
             return dash.no_update
         return "unit", pressed["unit"]
@@ -336,13 +341,13 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     @app.callback(
         Output(f.MESSAGE, "children", allow_duplicate=True),
         Output(f.VERSION, "data", allow_duplicate=True),
-        Input({"type": f.CANCEL_BUTTON, "id": ALL}, "n_clicks"),
+        Input(f.PRESSED, "data"),
         State(ids.LANG, "value"),
         State(f.VERSION, "data"),
         prevent_initial_call=True,
     )
-    def _cancel(_clicks: object, lang_value: object, version: object) -> Any:
-        pressed = _pressed()
+    def _cancel(data: object, lang_value: object, version: object) -> Any:
+        pressed = pressed_row(data, f.CANCEL_BUTTON)
         if pressed is None:
             return dash.no_update
         done = cancel_silence(ctx, current_access(), pressed["id"], lang_value)

@@ -29,7 +29,13 @@ from dashboard.views.alerts_delivery import (
     told_cell,
     when,
 )
-from dashboard.views.alerts_forms import ACK_BUTTON, CANCEL_BUTTON, SILENCE_BUTTON, UNACK_BUTTON
+from dashboard.views.alerts_forms import (
+    ACK_BUTTON,
+    CANCEL_BUTTON,
+    PRESS,
+    SILENCE_BUTTON,
+    UNACK_BUTTON,
+)
 from dashboard.views.panel import message_panel
 
 add_texts(
@@ -164,6 +170,7 @@ def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
                     text("alerts_unack_button", lang),
                     id={"type": UNACK_BUTTON, "key": key},
                     className="alerts-button alerts-secondary",
+                    **PRESS,
                 )
             )
         else:
@@ -172,6 +179,7 @@ def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
                     text("alerts_ack_button", lang),
                     id={"type": ACK_BUTTON, "key": key},
                     className="alerts-button",
+                    **PRESS,
                 )
             )
     if present(row.get("level")):
@@ -180,6 +188,7 @@ def _actions(row: Mapping[str, Any], lang: str) -> list[Any]:
                 text("alerts_silence_button", lang),
                 id={"type": SILENCE_BUTTON, "unit": str(row["unit_code"])},
                 className="alerts-button alerts-secondary",
+                **PRESS,
             )
         )
     if present(row.get("episode")):
@@ -276,6 +285,7 @@ def silences_table(frame: pd.DataFrame, *, lang: str, now: datetime, tz: ZoneInf
                 text("alerts_cancel_button", lang),
                 id={"type": CANCEL_BUTTON, "id": int(row["id"])},
                 className="alerts-button alerts-secondary",
+                **PRESS,
             )
             if row["can_cancel"]
             else ""

@@ -20,7 +20,7 @@ from alerts.actions import Note
 from alerts.facts import DutyStep, Person
 from alerts.roster import DESK_NAME
 from dashboard.i18n import add_texts, format_duration, format_when, text
-from dashboard.views.alerts_forms import NOTE_BUTTON
+from dashboard.views.alerts_forms import NOTE_BUTTON, PRESS
 from dashboard.views.panel import message_panel
 
 if TYPE_CHECKING:
@@ -249,6 +249,7 @@ def note_button(row: Mapping[str, Any], lang: str, where: str) -> html.Button:
         text("alerts_note_button", lang),
         id={"type": NOTE_BUTTON, "key": alert_key(row), "at": where},
         className="alerts-button alerts-secondary alerts-note-button",
+        **PRESS,
     )
 
 

@@ -19,6 +19,8 @@ from dashboard.i18n import add_texts, text
 UPDATED = "alerts-updated"
 MESSAGE = "alerts-message"  # the outcome of the last action
 VERSION = "alerts-version"  # dcc.Store bumped by every action, so the tables refresh at once
+PRESSED = "alerts-pressed"  # dcc.Store {"id": row button pressed, "at": ms}, set in the browser
+PRESS: dict[str, Any] = {"data-press-store": PRESSED}  # row buttons: assets/press.js
 ERRORS = "alerts-errors"
 ACTIVE = "alerts-active"
 ACTIVE_CSV = "alerts-active-csv"
@@ -368,6 +370,7 @@ def alerts_layout(
     note = [] if can_act else [html.P(label("alerts_view_only", lang), className="alerts-note")]
     return [
         dcc.Store(id=VERSION, data=0),
+        dcc.Store(id=PRESSED, data=None),
         dcc.Store(id=ACK_KEY, data=None),
         dcc.Store(id=NOTE_KEY, data=None),
         html.Div(html.Span(id=UPDATED, className="updated-at"), className="status"),

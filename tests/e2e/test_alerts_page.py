@@ -7,10 +7,13 @@ deliveries and e-mails in a real SQLite state database, a duty roster); screensh
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import flask
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -47,6 +50,15 @@ pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 
+SLOW_CANCEL = threading.Event()  # set: the callback cancelling a silence answers 1.5 s late
+
+
+def _slow_cancel_when_asked() -> None:
+    body = flask.request.get_data()
+    if SLOW_CANCEL.is_set() and b"alerts-cancel-button" in body and b"alerts-message" in body:
+        time.sleep(1.5)
+
+
 @pytest.fixture(scope="module")
 def alerts_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The test runs at any real hour and day: every officer on duty around the clock.
@@ -72,6 +84,7 @@ def alerts_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         app = app_module.create_app(settings, store, geography, devices=list, state_engine=engine)
     finally:
         patch.undo()
+    app.server.before_request(_slow_cancel_when_asked)
     if not any(rule.rule == "/alerts/" for rule in app.server.url_map.iter_rules()):
         mount_alerts_page(app, seen[0])  # until dashboard/app.py mounts it itself
     now = datetime.now(UTC).replace(microsecond=0)
@@ -207,3 +220,31 @@ def test_a_leader_reads_without_buttons(leader_page: Page, alerts_url: str) -> N
     # The leader of the city reads the refused e-mail too (both wards' alerts are theirs).
     expect(leader_page.locator("#alerts-emails tr[data-email]")).to_contain_text(CUONG.email)
     expect(leader_page.locator("#alerts-history").get_by_role("button")).to_have_count(0)
+
+
+def test_a_press_while_the_tables_are_redrawn_is_not_lost(
+    page: Page, page_log: PageLog, alerts_url: str
+) -> None:
+    """The CI failure of 2026-11-29: "Hủy tạm tắt" pressed while a refresh redrew the row
+    buttons was superseded by the redraw and did nothing. Here the tables are redrawn (by
+    the language switch) while the press is still on its way to the server."""
+    goto_signed_in(page, alerts_url + "/alerts/", "hai-van")
+    row = page.locator(f'#alerts-active tr[data-unit="{HAI_VAN}"][data-rule="pm25-bad"]')
+    row.get_by_role("button", name="Tạm tắt đơn vị").click()
+    page.fill("#alerts-silence-reason", "Thay cảm biến")
+    page.locator("#alerts-silence-submit").click()
+    silence_row = page.locator("#alerts-silences tr[data-silence]")
+    expect(silence_row).to_contain_text("Thay cảm biến")
+    expect(page.locator("[data-dash-is-loading]")).to_have_count(0)
+    SLOW_CANCEL.set()
+    try:
+        silence_row.get_by_role("button", name="Hủy tạm tắt").click()
+        expect(page.locator("#alerts-message")).to_have_attribute("data-dash-is-loading", "true")
+        # While the press is on its way, the tables are drawn again (as by the refresh).
+        page.locator("#lang-select label", has_text="English").click()
+        expect(page.locator("#alerts-active")).to_contain_text("PM2.5 at Bad level")
+    finally:
+        SLOW_CANCEL.clear()
+    expect(page.locator("#alerts-silences")).to_contain_text("Nothing is silenced")
+    expect(silence_row).to_have_count(0)
+    assert page_log.console_errors == []
