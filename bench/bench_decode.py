@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.machine import machine_line
+from bench.results import markdown_table, write_section
 from core.settings import IngestSettings, parse_settings
 from ingest.enrich import Enricher, scoped_unit_tags
 from layers.geography import Geography
@@ -72,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     geography = Geography.from_settings(parse_settings({}, base_dir=REPO))
     communes = [unit.code for unit in geography.hierarchy.units_at("commune", "48")]
@@ -95,11 +98,27 @@ def main() -> None:
     print(
         f"{'contract':<8} {'json.loads µs':>14} {'decode+enrich µs':>17} {'ratio':>6} {'msg/s':>10}"
     )
+    cells = [["contract", "json.loads µs (baseline)", "decode+enrich µs", "ratio", "msg/s"]]
     for name, batch in messages(args.messages, communes).items():
         ingest(*batch[0])  # warm the caches (topics, names, router) as a running worker has
         base = best_us(baseline, batch, args.rounds)
         full = best_us(ingest, batch, args.rounds)
         print(f"{name:<8} {base:>14.2f} {full:>17.2f} {full / base:>6.1f} {1e6 / full:>10,.0f}")
+        cells.append(
+            [name, f"{base:.2f}", f"{full:.2f}", f"{full / base:.1f}", f"{1e6 / full:,.0f}"]
+        )
+    if not args.no_write:
+        write_section(
+            "Decode + enrich per message",
+            [
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine_line()} · "
+                f"`python -m bench.bench_decode --messages {args.messages} --rounds {args.rounds}`",
+                "",
+                *markdown_table(cells),
+                "",
+                __doc__.split("\n\n", 2)[2].strip(),
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import requests
 
+from bench.machine import machine_line
+from bench.results import markdown_table, write_section
 from core.ports import Store
 from core.settings import InfluxSettings
 from core.store import InfluxStore, SqliteStore
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--influx-url", default=None)
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     points = make_points(args.devices, args.steps)
     rows = [["store", "batch", "points", "writes/s", "latest ms", "series ms"]]
@@ -139,9 +142,44 @@ def main() -> None:
                 influx = InfluxStore(InfluxSettings(url=url, database=f"bench_{batch}"))
                 rows.append(measure("influxdb", influx, points, batch))
                 influx.close()
+    rows = with_ratios(rows)
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+    if not args.no_write:
+        write_section(
+            "Store: writes and reads, SQLite (baseline) and InfluxDB",
+            [
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine_line()} · "
+                f"`python -m bench.bench_store --devices {args.devices} --steps {args.steps} "
+                f"--batch {' '.join(map(str, args.batch))}`",
+                "",
+                *markdown_table(rows),
+                "",
+                "Ratios are InfluxDB's figure over SQLite's for the same batch size (writes/s: "
+                "above 1 = InfluxDB faster; ms: above 1 = InfluxDB slower). latest = the last "
+                "value per commune over 15 min; series = the province at 15-min buckets.",
+            ],
+        )
+
+
+def with_ratios(rows: list[list[str]]) -> list[list[str]]:
+    """Add InfluxDB/SQLite ratio columns (SQLite, the embedded default, is the baseline)."""
+    head, body = rows[0], rows[1:]
+    sqlite = {row[1]: row for row in body if row[0] == "sqlite"}
+    out = [[*head, "writes ratio", "latest ratio", "series ratio"]]
+    for row in body:
+        base = sqlite.get(row[1])
+        if base is None or row[0] == "sqlite":
+            out.append(
+                [*row, "1.00", "1.00", "1.00"] if row[0] == "sqlite" else [*row, "-", "-", "-"]
+            )
+            continue
+        ratios = [
+            float(row[i].replace(",", "")) / float(base[i].replace(",", "")) for i in (3, 4, 5)
+        ]
+        out.append([*row, *(f"{r:.2f}" for r in ratios)])
+    return out
 
 
 if __name__ == "__main__":

@@ -26,6 +26,15 @@ def write_section(title: str, body: list[str], path: Path = RESULTS) -> None:
                     + "\n", encoding="utf-8")  # fmt: skip
 
 
+def write_head(lines: list[str], path: Path = RESULTS) -> None:
+    """Replace what stands before the first ``## `` section (the file's head) with the
+    title and ``lines``; the sections are kept as they are."""
+    text = path.read_text(encoding="utf-8") if path.exists() else HEAD
+    sections = re.split(r"(?m)^(?=## )", text)[1:]
+    head = HEAD + "\n" + "\n".join(lines).strip() + "\n"
+    path.write_text(head + "".join("\n" + s.rstrip() + "\n" for s in sections), encoding="utf-8")
+
+
 def markdown_table(cells: list[list[str]]) -> list[str]:
     return [
         "| " + " | ".join(cells[0]) + " |",
