@@ -226,6 +226,10 @@ def state_info(config: ConfigOption = Path("config.yaml")) -> None:
 
     known = migrations()
     engine = _engine(config)
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:" and not Path(database).exists():
+        engine.dispose()  # opening it would create an empty file at a mistyped path
+        raise _fail(f"{database}: no such database file / không có tệp cơ sở dữ liệu")
     try:
         versions, counts = describe(engine)
     except _errors() as exc:

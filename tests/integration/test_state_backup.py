@@ -338,3 +338,11 @@ def test_a_pg_dump_older_than_the_server_is_refused(
     assert "install postgresql-client-" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "pg.dump").exists()
+
+
+def test_info_on_a_mistyped_sqlite_path_fails_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "stat.sqlite"  # "state" mistyped
+    code, _, err = cityops(f"sqlite:///{missing}", "state", "info")
+    assert code == 1
+    assert f"{missing}: no such database file" in err
+    assert not missing.exists()
