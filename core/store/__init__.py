@@ -15,10 +15,11 @@ __all__ = ["InfluxStore", "SqliteStore", "make_store"]
 
 def make_store(settings: StoreSettings, base_dir: Path) -> Store:
     """The configured store; a relative SQLite path is resolved against ``base_dir`` (the
-    config file's folder). Builds the adapter only: InfluxDB is first contacted on use."""
+    config file's folder). Builds the adapter only: InfluxDB is first contacted on use.
+    With ``settings.retention`` the adapter keeps hourly roll-ups (design 017)."""
     if settings.backend == "influxdb":
-        return InfluxStore(settings.influxdb)
+        return InfluxStore(settings.influxdb, retention=settings.retention)
     path = settings.sqlite.path
     if path == ":memory:" or Path(path).is_absolute():
-        return SqliteStore(path)
-    return SqliteStore(base_dir / path)
+        return SqliteStore(path, retention=settings.retention)
+    return SqliteStore(base_dir / path, retention=settings.retention)

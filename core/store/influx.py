@@ -20,10 +20,13 @@ from requests.auth import HTTPBasicAuth
 
 from core.errors import PermanentError, RetryableError
 from core.settings import InfluxSettings
+from core.settings_retention import RetentionSettings
+from core.store.influx_rollup import DEFAULT_RAW_RP, InfluxRetention, InfluxRollups
+from core.store.influx_rollup_read import parse_lasts, parse_stats
+from core.store.influx_setup import InfluxAdmin, NotAuthorizedError
 from core.store.lineprotocol import clean_points, encode_lines, nfc, refused_error
 from core.store.rollup import (
     DeviceLast,
-    DeviceStats,
     check_aggregation,
     epoch_ms,
     every_ms,
@@ -137,6 +140,8 @@ def _http_error(response: requests.Response, doing: str) -> RetryableError | Per
     message = (
         f"InfluxDB could not {doing}: HTTP {response.status_code}: {_server_message(response)}"
     )
+    if response.status_code == 403:  # e.g. "requires admin privilege"
+        return NotAuthorizedError(message)
     if response.status_code == 429 or response.status_code >= 500:
         if "retention policy not found" in message:
             return PermanentError(message)  # a 500 in 1.x, but a wrong setting
@@ -144,19 +149,30 @@ def _http_error(response: requests.Response, doing: str) -> RetryableError | Per
     return PermanentError(message)
 
 
-class InfluxStore:
+class InfluxStore(InfluxAdmin, InfluxRetention):
     """The Store port on InfluxDB. ``session`` is injectable (tests, proxies); nothing
-    connects until the first call. The database is created on first use when
-    ``create_database`` is set (v1), so the store can be built while InfluxDB is down."""
+    connects until the first call. On first use (v1) :meth:`setup` runs when
+    ``create_database`` is set, else with retention the policies are only checked, so
+    the store can be built while InfluxDB is down and run as a least-privilege user."""
 
     def __init__(
-        self, settings: InfluxSettings, *, session: requests.Session | None = None
+        self,
+        settings: InfluxSettings,
+        *,
+        session: requests.Session | None = None,
+        retention: RetentionSettings | None = None,
     ) -> None:
+        if retention is not None and settings.api == "v2":
+            raise PermanentError("store.retention needs store.influxdb.api v1 (policies and CQs)")
         self.settings = settings
         self.url = settings.url.rstrip("/")
         self._session = session or requests.Session()
         self._owns_session = session is None
-        self._database_ready = settings.api == "v2" or not settings.create_database
+        # With retention, readings go to the raw policy (the configured one, else "raw").
+        self._rp = settings.retention_policy or (DEFAULT_RAW_RP if retention else None)
+        self._rollups = InfluxRollups(self, self._rp or "", retention) if retention else None
+        ready = settings.api == "v2" or not settings.create_database
+        self._database_ready = ready and self._rollups is None
         self._v2_client: Any = None  # influxdb_client.InfluxDBClient, built on first v2 write
         self._v2_lock = threading.Lock()
 
@@ -195,8 +211,8 @@ class InfluxStore:
         """Run one InfluxQL statement; its result, or the error of the statement."""
         self._ensure_database()
         params = {"db": self.settings.database, "epoch": "ms"}
-        if self.settings.retention_policy:
-            params["rp"] = self.settings.retention_policy
+        if self._rp:
+            params["rp"] = self._rp
         response = self._post("/query", doing, params=params, data={"q": q})
         if response.status_code != 200:
             raise _http_error(response, doing)
@@ -228,22 +244,10 @@ class InfluxStore:
     def _ensure_database(self) -> None:
         if self._database_ready:
             return
-        doing = f"create database {self.settings.database!r}"
-        response = self._post(
-            "/query",
-            doing,
-            params={},
-            data={"q": f"CREATE DATABASE {quote_ident(self.settings.database)}"},
-        )
-        if response.status_code != 200:
-            raise _http_error(response, doing)
-        try:
-            results = response.json()["results"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RetryableError(f"InfluxDB could not {doing}: unreadable answer") from exc
-        for result in results:
-            if result.get("error"):  # e.g. "invalid name"
-                raise PermanentError(f"InfluxDB could not {doing}: {result['error']}")
+        if self.settings.create_database:
+            self.setup()  # the database and, with retention, the policies and CQ
+        else:
+            self._check_setup()  # least privilege: an admin ran `cityops store setup`
         self._database_ready = True
 
     # -- writes ------------------------------------------------------------------------
@@ -255,6 +259,8 @@ class InfluxStore:
         and the accepted ones are stored already."""
         clean, refused = clean_points(points)
         if clean:
+            if self._rollups is not None:  # readings below the rolled-up edge (design 017)
+                self._rollups.mark_late([point.ts_ms for point in clean])
             body = encode_lines(clean).encode("utf-8")
             if self.settings.api == "v2":
                 self._write_v2(body, len(clean))
@@ -267,8 +273,8 @@ class InfluxStore:
         self._ensure_database()
         doing = f"write {count} points"
         params = {"db": self.settings.database, "precision": "ms"}
-        if self.settings.retention_policy:
-            params["rp"] = self.settings.retention_policy
+        if self._rp:
+            params["rp"] = self._rp
         response = self._post(
             "/write",
             doing,
@@ -349,29 +355,17 @@ class InfluxStore:
         """Two statements: the statistics of every pair, then each pair's last reading (its
         time and value; InfluxQL gives no time for last() next to other functions)."""
         aggregation = check_aggregation(aggregation)
+        if self._rollups is not None:  # whole hours of a long window: roll-ups
+            rolled = self._rollups.window_rows(metric, level, start, end, parent, aggregation)
+            return roll_up_window(rolled[1], rolled[0], aggregation) if rolled[0] else []
         doing = f"read the window of {metric.measurement}.{metric.field}"
         level_tag = nfc(level)
-        stats: list[DeviceStats] = []
         result = self._query(window_stats_query(metric, level, start, end, parent), doing)
-        for series in result.get("series", []):
-            device, unit = _pair(series, level_tag)
-            stats.extend(
-                DeviceStats(device, unit, int(count), float(total), float(low), float(high))
-                for _, count, total, low, high in series["values"]
-                if count
-            )
+        stats = parse_stats(result, level_tag)
         if not stats:
             return []
         result = self._query(latest_query(metric, level, start, parent, end), doing)
-        lasts: list[DeviceLast] = []
-        for series in result.get("series", []):
-            device, unit = _pair(series, level_tag)
-            lasts.extend(
-                DeviceLast(device, unit, ts_ms, float(value))
-                for ts_ms, value in series["values"]
-                if value is not None
-            )
-        return roll_up_window(lasts, stats, aggregation)
+        return roll_up_window(parse_lasts(result, level_tag), stats, aggregation)
 
     def series(
         self,
@@ -384,6 +378,10 @@ class InfluxStore:
         aggregation: Aggregation = "mean",
     ) -> list[SeriesPoint]:
         aggregation = check_aggregation(aggregation)
+        if self._rollups is not None:  # whole-hour buckets of a long range: roll-ups
+            rolled = self._rollups.series_points(metric, unit, start, end, every, aggregation)
+            if rolled is not None:
+                return [SeriesPoint(utc_from_ms(ms), value) for ms, value in rolled]
         query = series_query(metric, unit, start, end, every, aggregation)
         result = self._query(query, f"read the series of {unit.level} {unit.code}")
         points = [

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.errors import PermanentError, RetryableError
+from core.settings_retention import RetentionSettings
+from core.store import sqlite_rollup
 from core.store.lineprotocol import CleanPoint, clean_points, nfc, refused_error
 from core.store.rollup import (
     DeviceLast,
@@ -138,12 +140,19 @@ def _tagset_key(point: CleanPoint) -> str:
     return json.dumps(point.tags, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqliteStore:
+class SqliteStore(sqlite_rollup.SqliteRetention):
     """The Store port on SQLite. Thread-safe: one connection per thread; writes are
     serialised inside the process and by SQLite's lock across processes."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_s: float = 5.0,
+        retention: RetentionSettings | None = None,
+    ) -> None:
         self.path = str(path)
+        self.retention = retention  # None: raw readings only, kept for ever
         self._memory = self.path == ":memory:"
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +224,8 @@ class SqliteStore:
                         f"{self.path} has schema version {version}; this cityops knows "
                         f"{SCHEMA_VERSION}: upgrade cityops"
                     )
-                for statement in SCHEMA.split(";"):
+                schema = SCHEMA + (sqlite_rollup.ROLLUP_SCHEMA if self.retention else "")
+                for statement in schema.split(";"):
                     if statement.strip():
                         connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -254,6 +264,8 @@ class SqliteStore:
                         for field, value in point.fields
                     ],
                 )
+                if self.retention is not None:  # readings below the rolled-up edge
+                    sqlite_rollup.mark_late(connection, [point.ts_ms for point in points])
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -349,13 +361,23 @@ class SqliteStore:
             # One read transaction: the last readings and the statistics see the same data.
             conn.execute("BEGIN")
             try:
-                stats = conn.execute(_WINDOW_SQL.format(parent_join=join), params).fetchall()
-                lasts = conn.execute(_LATEST_SQL.format(parent_join=join), params).fetchall()
+                if self.retention is not None:  # whole hours of a long window: roll-ups
+                    stats, lasts = sqlite_rollup.window_rows(
+                        conn,
+                        lambda sql: sql.format(parent_join=join),
+                        _WINDOW_SQL,
+                        _LATEST_SQL,
+                        params,
+                        self.retention.raw_days,
+                    )
+                    return roll_up_window(lasts, stats, aggregation)
+                rows = conn.execute(_WINDOW_SQL.format(parent_join=join), params).fetchall()
+                last_rows = conn.execute(_LATEST_SQL.format(parent_join=join), params).fetchall()
             finally:
                 conn.execute("COMMIT")
         return roll_up_window(
-            (DeviceLast(device, unit, ts_ms, value) for device, unit, ts_ms, value in lasts),
-            (DeviceStats(*row) for row in stats),
+            (DeviceLast(*row) for row in last_rows),
+            (DeviceStats(*row) for row in rows),
             aggregation,
         )
 
@@ -381,8 +403,25 @@ class SqliteStore:
         }
         sql = _SERIES_SQL.format(bucket=_BUCKET, value=_SQL_AGGREGATES[aggregation])
         with self._reading(f"read the series of {unit.level} {unit.code}") as conn:
+            if self.retention is not None:  # whole-hour buckets of a long range: roll-ups
+                stats_sql = _SERIES_SQL.format(bucket=_BUCKET, value=sqlite_rollup.BUCKET_STATS)
+                rolled = sqlite_rollup.series_rows(
+                    conn, stats_sql, params, self.retention.raw_days, aggregation
+                )
+                if rolled is not None:
+                    return [SeriesPoint(utc_from_ms(ms), value) for ms, value in rolled]
             rows = conn.execute(sql, params).fetchall()
         return [SeriesPoint(utc_from_ms(row[0]), float(row[1])) for row in rows]
+
+    # -- retention (design 017; only with ``store.retention``) -------------------------
+
+    def _retaining(self, doing: str, work: Callable[[sqlite3.Connection], int]) -> int:
+        if self.retention is None:
+            raise PermanentError(f"SQLite store cannot {doing}: store.retention is not set")
+        try:
+            return work(self._connection())
+        except sqlite3.Error as exc:
+            raise _store_error(exc, doing) from exc
 
     def close(self) -> None:
         with self._registry_lock:
