@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from alerts.actions import AlertActions
 from alerts.escalation import OpenEpisode, annotate, due_events
@@ -30,11 +30,12 @@ from alerts.links import AckSigner, ack_url
 from alerts.outbox import Outbox
 from alerts.places import Places
 from alerts.render import CHARTS, EmailContext, EmailItem, render_email
-from alerts.repository import AlertRepository
+from alerts.repository import AlertRepository, EventRow
 from alerts.roster import Roster
 from alerts.silencing import Silencing
 from alerts.state import AlertState
 from core.errors import CityOpsError, PermanentError, RetryableError
+from core.logs import correlation
 from core.ports import Notifier, Store
 from core.settings import AlertRule, Settings
 from core.types import SeriesPoint, UnitRef
@@ -82,6 +83,8 @@ class Dispatcher:
         self._signer = signer
         self._silencing = silencing
         self._holder = holder
+        # Told of the events each step records: (ids created, kind keys proposed).
+        self.on_events: Callable[[list[int], list[str]], None] | None = None
         self._email_context = EmailContext(
             sender=settings.smtp.sender,
             site_name=settings.site.name,
@@ -117,7 +120,12 @@ class Dispatcher:
             kind, step = parse_event_kind(kind_key)
             facts = self._facts(self._rules[rule_id], state, kind, step, now)
             events.append((NotificationKey(rule_id, unit, episode, kind_key), facts))
-        return len(self._repository.add_events(events, now=now)) if events else 0
+        if not events:
+            return 0
+        created = self._repository.add_events(events, now=now)
+        if self.on_events is not None:
+            self.on_events(created, [key.kind for key, _ in events])
+        return len(created)
 
     def _facts(
         self, rule: AlertRule, state: AlertState, kind: str, step: int, now: datetime
@@ -158,23 +166,29 @@ class Dispatcher:
         }
         routed = 0
         for event in events:
-            kind, step = parse_event_kind(event.kind)
-            episode = (event.rule_id, event.unit_code, event.episode)
-            if kind in ("reminder", "escalation") and episode in acked:
-                self._outbox.drop_event(event.id, "acknowledged before it went out")
-                continue
-            people = self._people(event.rule_id, event.unit_code, event.episode, kind, step, now)
-            if not people:
-                reason = NOBODY if kind in ("firing", "escalation") else "nobody was told"
-                if kind == "escalation":
-                    reason = "the duty chain has no further step"
-                self._outbox.drop_event(event.id, reason)
-                if kind == "firing":
-                    log.error("alert %s/%s: %s", event.rule_id, event.unit_code, NOBODY)
-                continue
-            self._outbox.route(event.id, people, now=now)
-            routed += 1
+            with correlation(f"event-{event.id}"):
+                routed += self._route_one(event, acked, now)
         return routed
+
+    def _route_one(self, event: EventRow, acked: set[tuple[Any, ...]], now: datetime) -> int:
+        """One pending event: dropped (acknowledged, nobody to tell) or routed (1)."""
+        event_id = event.id
+        kind, step = parse_event_kind(event.kind)
+        episode = (event.rule_id, event.unit_code, event.episode)
+        if kind in ("reminder", "escalation") and episode in acked:
+            self._outbox.drop_event(event_id, "acknowledged before it went out")
+            return 0
+        people = self._people(event.rule_id, event.unit_code, event.episode, kind, step, now)
+        if not people:
+            reason = NOBODY if kind in ("firing", "escalation") else "nobody was told"
+            if kind == "escalation":
+                reason = "the duty chain has no further step"
+            self._outbox.drop_event(event_id, reason)
+            if kind == "firing":
+                log.error("alert %s/%s: %s", event.rule_id, event.unit_code, NOBODY)
+            return 0
+        self._outbox.route(event_id, people, now=now)
+        return 1
 
     def _people(
         self, rule_id: str, code: str, episode: int, kind: str, step: int, now: datetime
@@ -302,21 +316,23 @@ class Dispatcher:
                 self._outbox.mark_retry(row.id, now=at, error=down[0], next_attempt_at=down[1])
                 retried += 1
                 continue
-            try:
-                self._notifier.send(row.notification)
-            except RetryableError as exc:
-                wait = min(retry.max_delay_s, retry.first_delay_s * retry.factor**row.attempts)
-                down = (str(exc), at + timedelta(seconds=wait))
-                self._outbox.mark_retry(row.id, now=at, error=down[0], next_attempt_at=down[1])
-                log.warning(
-                    "e-mail %d to %s: %s (again in %.0f s)", row.id, row.recipient, exc, wait
-                )
-                retried += 1
-            except PermanentError as exc:
-                self._outbox.mark_failed(row.id, now=at, error=str(exc))
-                log.error("e-mail %d to %s failed for good: %s", row.id, row.recipient, exc)
-                failed += 1
-            else:
-                self._outbox.mark_sent(row.id, now=at)
-                sent += 1
+            with correlation(f"email-{row.id}"):
+                try:
+                    self._notifier.send(row.notification)
+                except RetryableError as exc:
+                    wait = min(retry.max_delay_s, retry.first_delay_s * retry.factor**row.attempts)
+                    down = (str(exc), at + timedelta(seconds=wait))
+                    self._outbox.mark_retry(row.id, now=at, error=down[0], next_attempt_at=down[1])
+                    log.warning(
+                        "e-mail %d to %s: %s (again in %.0f s)", row.id, row.recipient, exc, wait
+                    )
+                    retried += 1
+                except PermanentError as exc:
+                    self._outbox.mark_failed(row.id, now=at, error=str(exc))
+                    log.error("e-mail %d to %s failed for good: %s", row.id, row.recipient, exc)
+                    failed += 1
+                else:
+                    self._outbox.mark_sent(row.id, now=at)
+                    log.debug("e-mail %d to %s sent", row.id, row.recipient)
+                    sent += 1
         return SendReport(sent, retried, failed)

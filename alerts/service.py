@@ -29,6 +29,7 @@ from alerts.event_facts import facts_for
 from alerts.facts import AlertFacts, NotificationKey
 from alerts.leader import Lease
 from alerts.links import AckSigner
+from alerts.metrics import AlertsMetrics, recorded_kinds
 from alerts.outbox import Outbox
 from alerts.places import Places
 from alerts.repository import AlertRepository
@@ -38,6 +39,7 @@ from alerts.silencing import Silencing
 from alerts.state import AlertKey, Transition, transition
 from core.clock import SystemClock
 from core.errors import CityOpsError, PermanentError
+from core.logs import correlation, new_id
 from core.ports import Clock, Notifier, Store
 from core.settings import AlertRule, Settings
 
@@ -63,11 +65,14 @@ class RoundReport:
     emails: int = 0
     sent: SendReport = field(default_factory=SendReport)
     jobs: dict[str, int] = field(default_factory=dict)
+    problems: int = 0  # rules skipped and steps not finished (logged)
+    round_id: str = ""  # the correlation id of the round's log records
 
 
 class AlertService:
     """Evaluates ``settings.alerts.rules``; ``run_once()`` for one round, ``run_forever()``
-    for the engine. Creates its tables on the first round, not in the constructor."""
+    for the engine. Creates its tables on the first round, not in the constructor.
+    Counts what it does in :attr:`metrics` (alerts/metrics.py serves them)."""
 
     def __init__(
         self,
@@ -113,6 +118,10 @@ class AlertService:
         self._schema_ready = False
         self._leading = False
         self._last_run: dict[str, datetime] = {}
+        self._engine = engine
+        self._problems = 0
+        self.metrics = AlertsMetrics([rule.id for rule in settings.alerts.rules], self._clock.now())
+        self.dispatcher.on_events = self._count_events
 
     @property
     def repository(self) -> AlertRepository:
@@ -132,8 +141,27 @@ class AlertService:
 
     def run_once(self) -> RoundReport:
         """One round when this evaluator holds the lease (else nothing). Raises only when
-        the state database is unusable."""
+        the state database is unusable. Its log records carry the round's correlation id."""
+        round_id = f"round-{new_id()}"
+        started = time.monotonic()
+        with correlation(round_id):
+            try:
+                report = self._round()
+            except BaseException:
+                self.metrics.round_failed()
+                raise
+        report.round_id = round_id
+        self.metrics.round_finished(
+            leader=report.leader,
+            seconds=time.monotonic() - started,
+            at=self._clock.now(),
+            problems=report.problems,
+        )
+        return report
+
+    def _round(self) -> RoundReport:
         self.prepare()
+        self._problems = 0
         settings = self._settings.alerts
         leader = self._lease.acquire(settings.lease_s)
         if leader != self._leading:
@@ -146,11 +174,14 @@ class AlertService:
         for rule in settings.rules:
             if not self._due(rule, now):
                 continue
+            self.metrics.evaluated(rule.id)
             try:
                 report.transitions.extend(self._evaluate_rule(rule, now))
             except CityOpsError as exc:
+                self._problems += 1
                 log.warning("rule %s skipped this round: %s", rule.id, exc)
             except Exception:
+                self._problems += 1
                 log.exception("rule %s failed; the other rules go on", rule.id)
         report.escalations = self._step("escalate", self.dispatcher.escalate, now)
         report.routed = self._step("route", self.dispatcher.route, now)
@@ -159,6 +190,7 @@ class AlertService:
             report.sent = self.deliver()
             for name, job in self._jobs:
                 report.jobs[name] = self._step(name, job, self._clock.now())
+        report.problems = self._problems
         return report
 
     def _due(self, rule: AlertRule, now: datetime) -> bool:
@@ -181,15 +213,30 @@ class AlertService:
             log.warning("alert %s step not finished this round: %s", name, exc)
         except Exception:
             log.exception("alert %s step failed", name)
+        self._problems += 1
         return 0
+
+    def _count_events(self, created: list[int], proposed: list[str]) -> None:
+        """Count the events recorded: the proposed kinds when all were new (the usual
+        case, no query), else the kinds of the rows created (a repeat after a crash)."""
+        if len(created) == len(proposed):
+            self.metrics.count_events(proposed)
+        elif created:
+            try:
+                self.metrics.count_events(recorded_kinds(self._engine, created))
+            except CityOpsError as exc:
+                log.warning("alert events not counted: %s", exc)
 
     def deliver(self) -> SendReport:
         """Send what the outbox holds that is due."""
         try:
-            return self.dispatcher.send(self._clock.now(), clock=self._clock.now)
+            sent = self.dispatcher.send(self._clock.now(), clock=self._clock.now)
         except CityOpsError as exc:
+            self._problems += 1
             log.warning("outbox not fully processed: %s", exc)
-            return SendReport()
+            sent = SendReport()
+        self.metrics.delivered(sent)
+        return sent
 
     def release(self) -> None:
         """Give the lease up (a clean stop), so a standby takes over at once."""
@@ -252,7 +299,8 @@ class AlertService:
             events.append((key, facts))
         # A unit that stays ok is not written every round: nothing about it changed.
         to_save = [moved for moved in transitions if moved.changed or moved.current.state != "ok"]
-        self._repository.save(to_save, events, now=now)
+        created = self._repository.save(to_save, events, now=now)
+        self._count_events(created, [key.kind for key, _ in events])
         for moved in transitions:
             if moved.changed and moved.previous is not None:
                 log.info(

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from alerts.derive import AqiDeriver
 from alerts.email import SmtpNotifier
 from alerts.links import AckSigner
+from alerts.metrics import AlertsExporter, make_alerts_exporter
 from alerts.places import Places
 from alerts.roster import Roster
 from alerts.service import AlertService
@@ -18,11 +19,13 @@ from core.clock import SystemClock
 from core.ports import Clock, Notifier, Store
 from core.secrets import load_secret
 from core.settings import Settings
+from core.store.downsample import RetainingStore, retention_job
 from layers.geography import Geography
 from layers.registry import Device, read_registry
 from reports.schedule import WeeklyMailer
 
 REPORT_EVERY_S = 60.0  # the Monday report is checked (and retried) once a minute, not each round
+RETENTION_EVERY_S = 300.0  # roll-ups at most 5 min behind the hour (design 017)
 
 
 def at_most_every(seconds: float, job: Callable[[datetime], int]) -> Callable[[datetime], int]:
@@ -52,8 +55,8 @@ def build_alert_service(
     """The engine with its roster (config errors stop here, naming the key), the device
     registry (for device rules and no-data rules), silences, signed acknowledge links
     (the dashboard's key, so the dashboard can check them), and the periodic jobs of the
-    active evaluator: VN_AQI per unit (alerts/derive.py) and the leaders' Monday report
-    (reports/schedule.py)."""
+    active evaluator: VN_AQI per unit (alerts/derive.py), the leaders' Monday report
+    (reports/schedule.py) and, with store.retention, roll-ups and pruning (design 017)."""
     hierarchy = geography.hierarchy
     if devices is None:
         path = settings.path(settings.devices.registry)
@@ -66,6 +69,8 @@ def build_alert_service(
     sender = notifier if notifier is not None else SmtpNotifier(settings.smtp)
     mailer = WeeklyMailer(settings, store, engine, hierarchy, sender, clock or SystemClock())
     jobs.append(("weekly_report", at_most_every(REPORT_EVERY_S, mailer.run)))
+    if settings.store.retention is not None and isinstance(store, RetainingStore):
+        jobs.append(("retention", at_most_every(RETENTION_EVERY_S, retention_job(store))))
     return AlertService(
         settings,
         store,
@@ -78,4 +83,14 @@ def build_alert_service(
         holder=holder,
         silencing=Silencing(engine, hierarchy, clock),
         jobs=jobs,
+    )
+
+
+def build_alerts_exporter(
+    settings: Settings, service: AlertService, engine: Engine, clock: Clock | None = None
+) -> AlertsExporter | None:
+    """The engine's /metrics and /health server (not started); None when
+    alerts.metrics_port is null."""
+    return make_alerts_exporter(
+        settings, service.metrics, engine, clock or SystemClock(), holder=service.holder
     )

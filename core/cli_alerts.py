@@ -14,6 +14,7 @@ outbox are core/cli_alerts_duty.py, on the same ``alerts_app``.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,11 +135,13 @@ def has_table(engine: Engine, name: str) -> bool:
 def run_engine(config: Path, verbose: bool) -> None:
     setup_logging(verbose)
     settings = settings_or_exit(config)
-    from alerts.wiring import build_alert_service
+    setup_logging(verbose, settings, "alerts")
+    from alerts.wiring import build_alert_service, build_alerts_exporter
     from core.cli import build_geography, build_store
 
     geography = build_geography(settings)
     store = build_store(settings)
+    exporter = None
     try:
         try:
             engine = build_engine(settings)
@@ -146,8 +149,19 @@ def run_engine(config: Path, verbose: bool) -> None:
         except ConfigError as exc:  # the roster, the registry or the link key
             typer.echo(f"config error: {exc}", err=True)
             raise typer.Exit(code=2) from None
+        exporter = build_alerts_exporter(settings, service, engine)
+        if exporter is not None:
+            try:
+                exporter.start()
+            except ConfigError as exc:
+                # A second evaluator on this host (a standby) finds the port taken: alerts
+                # must still go out, so it runs without /metrics and /health, said loudly.
+                logging.getLogger("cityops.alerts").error("%s; running without them", exc)
+                exporter = None
         service.run_forever(stop_on_signals())
     finally:
+        if exporter is not None:
+            exporter.stop()
         store.close()
 
 

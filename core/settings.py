@@ -31,6 +31,8 @@ from core.settings_alerts import AlertsSettings as AlertsSettings
 from core.settings_alerts import RosterEntry as RosterEntry
 from core.settings_base import Label as Label
 from core.settings_base import _Section
+from core.settings_ops import Cidr, LoggingSettings
+from core.settings_retention import RetentionSettings
 from core.settings_rules import DEVICE_LEVEL
 from core.settings_rules import AlertRule as AlertRule
 from core.settings_wall import WallSettings
@@ -104,6 +106,7 @@ class StoreSettings(_Section):
     backend: Literal["sqlite", "influxdb"] = "sqlite"
     sqlite: SqliteStoreSettings = SqliteStoreSettings()
     influxdb: InfluxSettings = InfluxSettings()
+    retention: RetentionSettings | None = None  # None: keep every raw reading, no roll-ups
 
 
 class DatabaseSettings(_Section):
@@ -447,6 +450,13 @@ class DashboardSettings(_Section):
     cache_url: Annotated[str, Field(pattern=r"^rediss?://")] | None = None
     auth: AuthSettings = AuthSettings()
     walls: dict[str, WallSettings] = {}  # wall screens, /wall/<name> (core/settings_wall.py)
+    # Reverse proxies (nginx) whose X-Forwarded-For is believed: the client's address is
+    # then the right-most entry that is not one of these (dashboard/forwarded.py), for the
+    # sign-in throttle, /metrics and the logs. [] = use the connection's address as it is.
+    trusted_proxies: list[Cidr] = []
+    # Who may read /metrics (no sign-in): networks of the client's address (behind a proxy
+    # listed in trusted_proxies, the real client's). [] = nobody.
+    metrics_allow: list[Cidr] = ["127.0.0.1/32", "::1/128"]
 
 
 class Settings(_Section):
@@ -463,6 +473,7 @@ class Settings(_Section):
     alerts: AlertsSettings = AlertsSettings()
     smtp: SmtpSettings = SmtpSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    logging: LoggingSettings = LoggingSettings()  # core/settings_ops.py
     base_dir: Path = Path(".")  # the config file's folder; relative paths resolve against it
 
     def path(self, relative: str) -> Path:

@@ -132,6 +132,9 @@ class AlertsSettings(_Section):
     # round; another takes over when the lease has not been renewed for lease_s.
     lease_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     rules: list[AlertRule] = []
+    # GET /metrics (Prometheus) and GET /health of the engine; null = no port opened.
+    metrics_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = 9465
 
     @field_validator("recipients")
     @classmethod

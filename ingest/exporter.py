@@ -1,31 +1,46 @@
-"""The worker's metrics for Prometheus: the text exposition format 0.0.4, served on
-``GET /metrics`` by a stdlib HTTP server in a daemon thread.
+"""The worker's metrics for Prometheus and its health: ``GET /metrics`` (text exposition
+format 0.0.4, rendered with core/exposition.py) and ``GET /health`` (JSON, 200 or 503),
+served by the shared stdlib HTTP server in a daemon thread.
 
-Format rules (prometheus.io, "Exposition formats"): UTF-8 lines ending in ``\\n``; ``# HELP``
-(backslash and line feed escaped) and ``# TYPE`` before a family's samples, each family in
-one group; label values escape backslash, double quote and line feed; a histogram ``x``
-gives ``x_bucket{le="…"}`` in increasing ``le`` order ending with ``+Inf`` (equal to
-``x_count``), then ``x_sum`` and ``x_count``.
+Health (docs/design/016-self-monitoring.md): "down" (503) when the broker has been
+disconnected for more than :data:`DISCONNECTED_DOWN_S` or the spool is fuller than
+:data:`SPOOL_DOWN_FRACTION` of ``ingest.spool_max_mb``; "degraded" while disconnected for
+less, while the spool holds batches, or within :data:`WRITE_ERROR_RECENT_S` of a failed
+store write. The server thread samples the gauges every 0.2 s to time those states.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
-from core.errors import ConfigError
+from core.exposition import (
+    CONTENT_TYPE as CONTENT_TYPE,  # importable from here, as before
+)
+from core.exposition import (
+    HEALTH_PATH,
+    METRICS_PATH,
+    Answer,
+    HttpEndpoint,
+    family,
+    health_answer,
+    histogram_samples,
+    labels_text,
+    worst,
+)
+from core.exposition import escape_help as escape_help
+from core.exposition import escape_label_value as escape_label_value
+from core.exposition import format_value as format_value
 from core.ports import Clock
 from core.settings import IngestSettings
 from ingest.metrics import PREFIX, HistogramSnapshot, IngestMetrics, MetricsSnapshot
 
 log = logging.getLogger("cityops.ingest")
 
-CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-METRICS_PATH: Final = "/metrics"
+DISCONNECTED_DOWN_S: Final = 30.0
+SPOOL_DOWN_FRACTION: Final = 0.8
+WRITE_ERROR_RECENT_S: Final = 60.0
 
 # (name without prefix, type, help, attribute of MetricsSnapshot)
 _SIMPLE: Final = (
@@ -43,44 +58,13 @@ _SIMPLE: Final = (
 )
 
 
-def escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(value: float) -> str:
-    """Go's ParseFloat reads it back: integers without ``.0``, ``+Inf``/``-Inf``/``NaN``."""
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-def _labels(pairs: dict[str, str]) -> str:
-    return "{" + ",".join(f'{key}="{escape_label_value(v)}"' for key, v in pairs.items()) + "}"
-
-
-def _family(name: str, kind: str, help_text: str) -> Iterator[str]:
-    yield f"# HELP {PREFIX}{name} {escape_help(help_text)}"
-    yield f"# TYPE {PREFIX}{name} {kind}"
-
-
 def _histogram(
     name: str, help_text: str, histogram: HistogramSnapshot, worker: dict[str, str]
-) -> Iterator[str]:
-    yield from _family(name, "histogram", help_text)
-    cumulative = histogram.cumulative()
-    for bound, count in zip((*histogram.bounds, math.inf), cumulative, strict=True):
-        labels = _labels(worker | {"le": format_value(bound)})
-        yield f"{PREFIX}{name}_bucket{labels} {count}"
-    yield f"{PREFIX}{name}_sum{_labels(worker)} {format_value(histogram.sum)}"
-    yield f"{PREFIX}{name}_count{_labels(worker)} {cumulative[-1]}"
+) -> list[str]:
+    return [
+        *family(PREFIX + name, "histogram", help_text),
+        *histogram_samples(PREFIX + name, histogram, worker),
+    ]
 
 
 def render_prometheus(snapshot: MetricsSnapshot, worker: str) -> str:
@@ -88,13 +72,12 @@ def render_prometheus(snapshot: MetricsSnapshot, worker: str) -> str:
     labels = {"worker": worker}
     lines: list[str] = []
     for name, kind, help_text, attribute in _SIMPLE:
-        lines.extend(_family(name, kind, help_text))
-        lines.append(f"{PREFIX}{name}{_labels(labels)} {getattr(snapshot, attribute)}")
-    lines.extend(
-        _family("dead_lettered_total", "counter", "Messages kept in dead-letter, by reason.")
-    )
+        lines.extend(family(PREFIX + name, kind, help_text))
+        lines.append(f"{PREFIX}{name}{labels_text(labels)} {getattr(snapshot, attribute)}")
+    dead = PREFIX + "dead_lettered_total"
+    lines.extend(family(dead, "counter", "Messages kept in dead-letter, by reason."))
     for reason, count in snapshot.dead_lettered.items():
-        lines.append(f"{PREFIX}dead_lettered_total{_labels(labels | {'reason': reason})} {count}")
+        lines.append(f"{dead}{labels_text(labels | {'reason': reason})} {count}")
     lines.extend(
         _histogram(
             "write_latency_seconds", "Duration of successful store writes.",
@@ -108,122 +91,123 @@ def render_prometheus(snapshot: MetricsSnapshot, worker: str) -> str:
         )
     )  # fmt: skip
     if snapshot.lag_last_s is not None:
-        lines.extend(
-            _family("lag_last_seconds", "gauge", "Lag of the oldest point of the last batch.")
-        )
-        last = format_value(snapshot.lag_last_s)
-        lines.append(f"{PREFIX}lag_last_seconds{_labels(labels)} {last}")
+        last_name = PREFIX + "lag_last_seconds"
+        lines.extend(family(last_name, "gauge", "Lag of the oldest point of the last batch."))
+        lines.append(f"{last_name}{labels_text(labels)} {format_value(snapshot.lag_last_s)}")
     return "\n".join(lines) + "\n"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _MetricsServer
+class _Watch:
+    """When the broker went away and when a store write last failed, from samples of the
+    worker's gauges (the worker itself keeps no timestamps: its hot path stays lean)."""
 
-    def do_GET(self) -> None:
-        self._answer(with_body=True)
+    def __init__(self, metrics: IngestMetrics, clock: Clock) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self.disconnected_since: datetime | None = clock.now()  # not connected yet
+        self.write_errors = metrics.write_errors
+        self.last_write_error_at: datetime | None = None
 
-    def do_HEAD(self) -> None:
-        self._answer(with_body=False)
-
-    def _answer(self, *, with_body: bool) -> None:
-        if self.path.split("?", 1)[0] != METRICS_PATH:
-            self._send(404, b"not found: the metrics are at /metrics\n", with_body=with_body)
-            return
-        try:
-            body = self.server.render().encode("utf-8")
-        except Exception:  # a bug here must not kill the exporter thread, nor go unseen
-            self.server.errors += 1
-            log.exception("rendering the ingest metrics failed")
-            self._send(500, b"internal error\n", with_body=with_body)
-            return
-        self._send(200, body, with_body=with_body, content_type=CONTENT_TYPE)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        with_body: bool,
-        content_type: str = "text/plain; charset=utf-8",
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("metrics exporter: " + format, *args)
-
-
-class _MetricsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
-        super().__init__(address, _Handler)
-        self.render = render
-        self.errors = 0
+    def sample(self) -> None:
+        metrics, now = self._metrics, self._clock.now()
+        if metrics.mqtt_connected:
+            self.disconnected_since = None
+        elif self.disconnected_since is None:
+            self.disconnected_since = now
+        errors = metrics.write_errors
+        if errors != self.write_errors:
+            self.write_errors = errors
+            self.last_write_error_at = now
 
 
 class MetricsExporter:
-    """Serves ``GET /metrics`` on ``host:port`` (port 0 picks a free one, see :attr:`port`)
-    from a daemon thread. Binding happens in :meth:`start`; :meth:`stop` closes the socket
-    and joins the thread."""
+    """Serves ``GET /metrics`` and ``GET /health`` on ``host:port`` (port 0 picks a free
+    one, see :attr:`port`) from a daemon thread. Binding happens in :meth:`start`;
+    :meth:`stop` closes the socket and joins the thread. ``spool_max_bytes`` (None: no
+    spool) is the capacity the health check compares ``spool_bytes`` with."""
 
     def __init__(
-        self, metrics: IngestMetrics, *, worker: str, host: str, port: int, clock: Clock
+        self,
+        metrics: IngestMetrics,
+        *,
+        worker: str,
+        host: str,
+        port: int,
+        clock: Clock,
+        spool_max_bytes: int | None = None,
     ) -> None:
         self._metrics = metrics
         self._worker = worker
-        self._host = host
-        self._port = port
         self._clock = clock
-        self._server: _MetricsServer | None = None
-        self._thread: threading.Thread | None = None
+        self._spool_max_bytes = spool_max_bytes
+        self._watch = _Watch(metrics, clock)
+        self._endpoint = HttpEndpoint(
+            {METRICS_PATH: self._metrics_answer, HEALTH_PATH: self._health_answer},
+            host=host,
+            port=port,
+            port_key="ingest.metrics_port",
+            host_key="ingest.metrics_host",
+            what="ingest metrics",
+            log=log,
+            tick=self._watch.sample,
+        )
 
     @property
     def port(self) -> int:
         """The bound port (the configured one, or the one picked for port 0)."""
-        return self._server.server_address[1] if self._server is not None else self._port
+        return self._endpoint.port
 
     @property
     def errors(self) -> int:
         """Requests that failed inside the exporter (logged with their traceback)."""
-        return self._server.errors if self._server is not None else 0
+        return self._endpoint.errors
 
     def render(self) -> str:
         return render_prometheus(self._metrics.snapshot(self._clock.now()), self._worker)
 
-    def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("MetricsExporter.start() called twice")
-        try:
-            self._server = _MetricsServer((self._host, self._port), self.render)
-        except OSError as exc:
-            raise ConfigError(
-                "ingest.metrics_port",
-                self._port,
-                f"must be a free port on ingest.metrics_host {self._host} ({exc.strerror})",
-            ) from exc
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="cityops-metrics",
-            daemon=True,
+    def health(self) -> dict[str, Any]:
+        """The /health document: ``status`` ok | degraded | down, and what it is made of."""
+        self._watch.sample()
+        now = self._clock.now()
+        metrics, watch = self._metrics, self._watch
+        since = watch.disconnected_since
+        disconnected_s = None if since is None else (now - since).total_seconds()
+        error_at = watch.last_write_error_at
+        error_age_s = None if error_at is None else (now - error_at).total_seconds()
+        spool_used = metrics.spool_bytes / self._spool_max_bytes if self._spool_max_bytes else None
+        broker = "ok"
+        if disconnected_s is not None:
+            broker = "down" if disconnected_s > DISCONNECTED_DOWN_S else "degraded"
+        spool = "ok"
+        if spool_used is not None and spool_used > SPOOL_DOWN_FRACTION:
+            spool = "down"
+        elif metrics.spool_batches:
+            spool = "degraded"  # the store is behind: batches wait on disk
+        store = (
+            "degraded" if error_age_s is not None and error_age_s < WRITE_ERROR_RECENT_S else "ok"
         )
-        self._thread.start()
-        log.info("ingest metrics on http://%s:%d%s", self._host, self.port, METRICS_PATH)
+        return {
+            "status": worst(broker, spool, store),
+            "worker": self._worker,
+            "mqtt_connected": bool(metrics.mqtt_connected),
+            "disconnected_s": disconnected_s,
+            "spool_bytes": metrics.spool_bytes,
+            "spool_used": None if spool_used is None else round(spool_used, 4),
+            "last_write_error_age_s": error_age_s,
+            "checks": {"broker": broker, "spool": spool, "store": store},
+        }
+
+    def _metrics_answer(self) -> Answer:
+        return 200, CONTENT_TYPE, self.render().encode("utf-8")
+
+    def _health_answer(self) -> Answer:
+        return health_answer(self.health())
+
+    def start(self) -> None:
+        self._endpoint.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()  # returns once serve_forever has left its loop
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout_s)
+        self._endpoint.stop(timeout_s)
 
 
 def make_exporter(
@@ -238,4 +222,5 @@ def make_exporter(
         host=settings.metrics_host,
         port=settings.metrics_port,
         clock=clock,
+        spool_max_bytes=settings.spool_max_mb * 1024 * 1024 if settings.spool_dir else None,
     )

@@ -12,15 +12,14 @@ one shows. A histogram's count is the sum of its buckets, so ``+Inf`` always equ
 from __future__ import annotations
 
 import logging
-import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Final, Protocol
 
 from core.errors import DECODE_CODES, PermanentError, RetryableError
+from core.exposition import HistogramCopy, histogram_bounds
 from core.types import Point
 
 log = logging.getLogger("cityops.ingest")
@@ -51,24 +50,9 @@ PREFIX: Final = "cityops_ingest_"
 
 
 @dataclass(frozen=True, slots=True)
-class HistogramSnapshot:
-    """Per-bucket counts (not cumulative); the last one counts values above every bound."""
-
-    bounds: tuple[float, ...]
-    counts: tuple[int, ...]
-    sum: float
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def cumulative(self) -> list[int]:
-        """Counts of values ≤ each bound, then the total (the ``+Inf`` bucket)."""
-        running, out = 0, []
-        for count in self.counts:
-            running += count
-            out.append(running)
-        return out
+class HistogramSnapshot(HistogramCopy):
+    """Per-bucket counts (not cumulative; the last one counts values above every bound),
+    the sum, and what was observed between two snapshots."""
 
     def since(self, earlier: HistogramSnapshot | None) -> HistogramSnapshot:
         """What was observed after ``earlier``; everything when there is no usable earlier
@@ -107,11 +91,7 @@ class Histogram:
     __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        if not bounds or any(not math.isfinite(bound) for bound in bounds):
-            raise ValueError(f"histogram bounds must be finite numbers: {bounds!r}")
-        if any(low >= high for low, high in pairwise(bounds)):
-            raise ValueError(f"histogram bounds must increase: {bounds!r}")
-        self.bounds: tuple[float, ...] = tuple(float(bound) for bound in bounds)
+        self.bounds = histogram_bounds(bounds)
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.errors import DecodeError, PermanentError, RetryableError, reason_code
+from core.logs import correlation
 from core.ports import Clock, DeadLetterStore, Store
 from core.settings import Settings
 from core.types import DeadLetter, Point
@@ -260,6 +261,12 @@ class IngestPipeline:
         return self._write_finished(now, seconds, None)
 
     def _write_finished(self, now: datetime, seconds: float, exc: BaseException | None) -> bool:
+        """What follows a write (logged with the batch's id: ``batch-<first message's seq>``)."""
+        batch = f"batch-{self._unwritten[0].seq}" if self._unwritten else None
+        with correlation(batch):
+            return self._after_write(now, seconds, exc)
+
+    def _after_write(self, now: datetime, seconds: float, exc: BaseException | None) -> bool:
         """What the store said about the unwritten batch; True when it is done."""
         if exc is None:
             self._write_backoff.succeeded()
@@ -375,7 +382,8 @@ class IngestPipeline:
         """Keep the message with its reason; acknowledged and counted once it is kept."""
         delivery = message.delivery
         letter = DeadLetter(delivery.received_at, delivery.topic, delivery.payload, reason)
-        self._letters.put(letter, message, code, self._clock.now())
+        with correlation(f"{delivery.topic}#{delivery.mid}"):
+            self._letters.put(letter, message, code, self._clock.now())
 
     def _letter_kept(self, message: _Message, code: str) -> None:
         self.metrics.dead_letter(code)

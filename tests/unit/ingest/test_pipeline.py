@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import PermanentError, RetryableError
+from core.logs import correlation_id
 from core.settings import Settings, parse_settings
 from core.types import DeadLetter, Point
 from ingest.enrich import Enricher
@@ -57,8 +58,10 @@ class FakeDeadLetters:
     def __init__(self) -> None:
         self.letters: list[DeadLetter] = []
         self.down = False
+        self.ids: list[str | None] = []  # the log correlation id in force at each put
 
     def put(self, letter: DeadLetter) -> None:
+        self.ids.append(correlation_id())
         if self.down:
             raise RetryableError("database is locked")
         self.letters.append(letter)
@@ -292,3 +295,23 @@ def test_reading_pauses_at_max_in_flight_and_resumes_when_acknowledged(
     harness.after(1.0)  # the retry stores the batch of 3 (batch_size) ...
     assert harness.acks.mids == [1, 2, 3]
     assert harness.pipeline.accepting
+
+
+def test_log_records_carry_the_message_or_batch_they_are_about(harness: Harness) -> None:
+    harness.deliver(b"not json")  # mid 1
+    assert harness.letters.ids == ["city/air/aq-1#1"]
+    assert correlation_id() is None  # reset after the dead letter
+    harness.store.failures.append(PermanentError("refused"))
+    harness.good()
+    harness.good("aq-2")
+    seen: list[str | None] = []
+    real = harness.pipeline._after_write
+
+    def after_write(*args: object) -> bool:
+        seen.append(correlation_id())
+        return real(*args)  # type: ignore[arg-type]
+
+    harness.pipeline._after_write = after_write  # type: ignore[method-assign]
+    harness.after(0.5)
+    assert seen == ["batch-2"]  # the batch's first message (the letter was message 1)
+    assert correlation_id() is None
