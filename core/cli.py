@@ -39,10 +39,18 @@ ConfigOption = Annotated[
 log = logging.getLogger("cityops")
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def setup_logging(
+    verbose: bool = False, settings: Settings | None = None, service: str = "cityops"
+) -> None:
+    """Text lines on stderr until the settings are read; then ``logging.format`` (text or
+    JSON lines) and ``logging.level`` (``--verbose``: DEBUG), records tagged ``service``."""
+    from core.logs import configure_logging
+
+    chosen = settings.logging if settings is not None else None
+    configure_logging(
+        log_format=chosen.format if chosen is not None else "text",
+        level="DEBUG" if verbose else (chosen.level if chosen is not None else "INFO"),
+        service=service,
         stream=sys.stderr,
     )
 
@@ -295,6 +303,7 @@ def ingest(config: ConfigOption = Path("config.yaml"), verbose: bool = False) ->
     """Run the ingest worker: MQTT → decode → enrich → batch → store; bad input → dead-letter."""
     setup_logging(verbose)
     settings = settings_or_exit(config)
+    setup_logging(verbose, settings, "ingest")
     from core.clock import SystemClock
     from ingest.deadletter import SqlDeadLetterStore
     from ingest.exporter import make_exporter
@@ -343,10 +352,30 @@ def ingest(config: ConfigOption = Path("config.yaml"), verbose: bool = False) ->
 
 
 @app.command()
-def dashboard(config: ConfigOption = Path("config.yaml"), verbose: bool = False) -> None:
-    """Serve the dashboard (waitress) at dashboard.host:dashboard.port."""
+def dashboard(
+    config: ConfigOption = Path("config.yaml"),
+    verbose: bool = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes under gunicorn (dashboard/gunicorn_conf.py); "
+            "0: one process (waitress).",
+        ),
+    ] = 0,
+) -> None:
+    """Serve the dashboard (waitress, or gunicorn with --workers) at dashboard.host:port."""
     setup_logging(verbose)
     settings = settings_or_exit(config)
+    if workers > 0:  # this process becomes the gunicorn master (same pid for systemd)
+        import os
+
+        os.environ["CITYOPS_CONFIG"] = str(config.resolve())
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard.gunicorn_conf"]
+        where = f"{settings.dashboard.host}:{settings.dashboard.port}"
+        typer.echo(f"dashboard: {workers} workers under gunicorn, http://{where}/")
+        os.execv(sys.executable, [*gunicorn, "-w", str(workers), "dashboard.wsgi:application"])
+    setup_logging(verbose, settings, "dashboard")
     from dashboard.app import create_app, serve
     from ingest.deadletter import SqlDeadLetterStore
 
@@ -373,6 +402,7 @@ def simulate(
     """Publish realistic sensor readings for devices placed inside the communes."""
     setup_logging(verbose)
     settings = settings_or_exit(config)
+    setup_logging(verbose, settings, "simulator")
     overrides: dict[str, float] = {}
     if devices is not None:
         overrides["air_devices"] = devices
@@ -425,6 +455,8 @@ def main() -> None:  # pragma: no cover - console entry point
 # Sub-commands kept in their own modules (they import the helpers above from here).
 from core.cli_alerts import alerts_app  # noqa: E402
 from core.cli_report import report_app  # noqa: E402
+from core.cli_state import state_app  # noqa: E402
+from core.cli_store import store_app  # noqa: E402
 from core.cli_users import users_app  # noqa: E402
 from core.cli_wall import wall_app  # noqa: E402
 
@@ -432,3 +464,5 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(users_app, name="users")
 app.add_typer(report_app, name="report")
 app.add_typer(wall_app, name="wall")
+app.add_typer(state_app, name="state")
+app.add_typer(store_app, name="store")

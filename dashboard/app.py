@@ -36,13 +36,16 @@ from dashboard.context import DashboardContext
 from dashboard.data import DashboardData
 from dashboard.devices_page import mount_devices_page
 from dashboard.exports import mount_exports
+from dashboard.forwarded import ForwardedFor
 from dashboard.geo import GeoCache
 from dashboard.mapview import MapViews
+from dashboard.metrics import SelfMonitoring
 from dashboard.pages import nav_links, page_lang, user_box
 from dashboard.pipeline import mount_pipeline_page
 from dashboard.plotlyjs import mount_plotly_js
 from dashboard.review_exports import mount_review_exports
 from dashboard.review_page import mount_review_page
+from dashboard.throttle_sql import SqlLoginThrottle
 from dashboard.unit_page import mount_unit_page
 from dashboard.users import UserStore
 from dashboard.views.page import page_layout
@@ -184,6 +187,16 @@ def create_app(
         cache=make_query_cache(settings.dashboard.cache_url, secret),
     )
     requests_prefix = app.config.requests_pathname_prefix or "/"
+    # /metrics, /health, request counts and the X-Request-ID correlation id: installed
+    # before the sign-in gate, which would otherwise answer them 401 (dashboard/metrics.py).
+    monitoring = SelfMonitoring(
+        allow=settings.dashboard.metrics_allow,
+        store_probe=_store_probe(store, ctx, clock),
+        state_engine=state_engine,
+    )
+    monitoring.install(app.server, prefix)
+    # Behind nginx: the client's address from X-Forwarded-For of dashboard.trusted_proxies.
+    app.server.wsgi_app = ForwardedFor(app.server.wsgi_app, settings.dashboard.trusted_proxies)
     auth = Auth(
         settings,
         users,
@@ -191,6 +204,8 @@ def create_app(
         clock,
         routes_prefix=prefix,
         requests_prefix=requests_prefix,
+        # counted in the state database: one count for every dashboard process and host
+        throttle=SqlLoginThrottle(state_engine, clock),
     )
     auth.install(app.server, secret)
     mount_exports(ctx, app.server, prefix)
@@ -198,13 +213,12 @@ def create_app(
     topojson_url = app.get_asset_url("topojson/")
     # The geo bundle, not plotly's full one, with no internet endpoint (dashboard/plotlyjs.py).
     mount_plotly_js(app, topojson_url)
-    mount_pipeline_page(app, ctx)
-    mount_unit_page(app, ctx)
-    mount_alerts_page(app, ctx)
+    pages = [mount_pipeline_page(app, ctx), mount_unit_page(app, ctx), mount_alerts_page(app, ctx)]
     mount_ack_link(app.server, ctx, secret, routes_prefix=prefix)  # e-mails' acknowledge links
-    mount_devices_page(app, ctx)
-    mount_review_page(app, ctx, settings)  # /review/: the weekly KPI review (all metrics)
-    mount_walls(app, ctx, auth)  # /wall/<name>: the operations room's screens
+    pages.append(mount_devices_page(app, ctx))
+    pages.append(mount_review_page(app, ctx, settings))  # /review/: the weekly KPI review
+    walls = mount_walls(app, ctx, auth)  # /wall/<name>: the operations room's screens
+    monitoring.watch_apps([app, *pages, *walls.values()])  # their callback ids are labels
 
     def layout() -> Any:
         # A function: each page view gets fresh defaults; data arrives through callbacks.
@@ -224,6 +238,16 @@ def create_app(
     app.layout = layout
     callbacks.register(app, ctx)
     return app
+
+
+def _store_probe(store: Store, ctx: DashboardContext, clock: Clock) -> Callable[[], object] | None:
+    """The health check's store query: the last minute of the first live metric at the
+    map's level (small and indexed on both stores); None without metrics."""
+    metric = next(iter(ctx.settings.metrics.values()), None)
+    if metric is None:
+        return None
+    ref, level = metric.ref, ctx.settings.layers.map_level
+    return lambda: store.latest_by_unit(ref, level, since=clock.now() - timedelta(minutes=1))
 
 
 def _sees_pipeline() -> bool:

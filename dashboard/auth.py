@@ -53,8 +53,9 @@ from core.ports import Clock
 from core.secrets import load_secret as load_secret  # importable from here too
 from core.settings import AuthSettings, Settings
 from dashboard.access import Access
+from dashboard.forwarded import peer_address
 from dashboard.i18n import as_lang
-from dashboard.throttle import LoginThrottle
+from dashboard.throttle import LoginThrottle, Throttle
 from dashboard.users import User, UserStore
 from dashboard.views.login import login_page
 from dashboard.wall_links import WallGate, WallVerdict
@@ -135,7 +136,7 @@ class Auth:
         *,
         routes_prefix: str = "/",
         requests_prefix: str = "/",
-        throttle: LoginThrottle | None = None,
+        throttle: Throttle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -145,7 +146,7 @@ class Auth:
         self.clock = clock
         self.routes = routes_prefix if routes_prefix.endswith("/") else routes_prefix + "/"
         self.requests = requests_prefix if requests_prefix.endswith("/") else requests_prefix + "/"
-        self.throttle = throttle or LoginThrottle(clock=clock)
+        self.throttle: Throttle = throttle or LoginThrottle(clock=clock)
         self._monotonic = monotonic
         self._cache: dict[str, _Cached] = {}
         self.walls: WallGate | None = None  # set by dashboard/wall_page.py when walls exist
@@ -257,8 +258,9 @@ class Auth:
         return user
 
     def _proxy_user(self) -> User | Response | None:
-        if request.remote_addr not in self.config.proxy_trusted:
-            log.warning("proxy mode: refused a request from %s", request.remote_addr)
+        peer = peer_address(request.environ)  # the proxy's own address, not X-Forwarded-For
+        if peer not in self.config.proxy_trusted:
+            log.warning("proxy mode: refused a request from %s", peer)
             return Response(
                 "Truy cập phải đi qua cổng đăng nhập / requests must come through the "
                 "single sign-on proxy\n",

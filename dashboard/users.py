@@ -25,6 +25,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -183,7 +184,35 @@ def _v2_email(connection: Connection) -> None:
     connection.execute(text("ALTER TABLE users ADD COLUMN email TEXT"))
 
 
-MIGRATIONS: Final[Sequence[Step]] = (_v1_users_and_units, _v2_email)
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("username", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("failures", Text, nullable=False),  # JSON list of epoch seconds, oldest first
+    Column("locked_until", Float, nullable=True),  # epoch seconds
+    Column("last_at", Float, nullable=False),  # the last failure, to forget stale rows
+    PrimaryKeyConstraint("username", "address"),
+)
+
+
+def _v3_login_throttle(connection: Connection) -> None:
+    # The sign-in throttle shared by every dashboard process (dashboard/throttle_sql.py).
+    v3 = MetaData()
+    Table(
+        "login_throttle",
+        v3,
+        Column("username", Text, nullable=False),
+        Column("address", Text, nullable=False),
+        Column("failures", Text, nullable=False),
+        Column("locked_until", Float, nullable=True),
+        Column("last_at", Float, nullable=False),
+        PrimaryKeyConstraint("username", "address"),
+    )
+    v3.create_all(connection)
+
+
+MIGRATIONS: Final[Sequence[Step]] = (_v1_users_and_units, _v2_email, _v3_login_throttle)
 COMPONENT: Final = "users"
 
 
