@@ -107,10 +107,10 @@ def test_backup_change_restore_gives_the_backed_up_rows(
 
     code, out, err = cityops(url, "state", "backup", "--to", str(backup_file))
     assert code == 0, err
-    assert "users 2, alerts 2, alert_actions 0, walls 1, reports 0" in out
+    assert "users 3, alerts 2, alert_actions 0, walls 1, reports 0" in out
     manifest = json.loads(backup_file.with_name("state.bak.json").read_text())
     assert manifest["engine"] == engine.dialect.name
-    assert manifest["schema_versions"] == {"users": 2, "alerts": 2, "walls": 1}
+    assert manifest["schema_versions"] == {"users": 3, "alerts": 2, "walls": 1}
     assert manifest["row_counts"]["users"] == 2
     assert manifest["row_counts"]["dead_letters"] == 1
     assert manifest["cityops_version"]
@@ -126,8 +126,8 @@ def test_backup_change_restore_gives_the_backed_up_rows(
 
     code, out, err = cityops(url, "state", "restore", "--from", str(backup_file), "--yes")
     assert code == 0, err
-    assert "in the backup: users 2, alerts 2, alert_actions 0, walls 1, reports 0" in out
-    assert "after upgrade: users 2, alerts 2, alert_actions 2, walls 1, reports 1" in out
+    assert "in the backup: users 3, alerts 2, alert_actions 0, walls 1, reports 0" in out
+    assert "after upgrade: users 3, alerts 2, alert_actions 2, walls 1, reports 1" in out
     engine.dispose()
     restored = everything(engine)
     migrations = restored.pop("schema_migrations")
@@ -148,7 +148,7 @@ def test_backup_change_restore_gives_the_backed_up_rows(
     code, out, _ = cityops(url, "state", "info")
     assert code == 0
     assert f"engine: {engine.dialect.name}" in out
-    assert "users 2, alerts 2, alert_actions 2, walls 1, reports 1" in out
+    assert "users 3, alerts 2, alert_actions 2, walls 1, reports 1" in out
     assert [line.split() for line in out.splitlines() if line.split()[:1] == ["users"]] == [
         ["users", "3"]
     ]
@@ -190,21 +190,21 @@ def test_an_older_backup_is_upgraded_on_restore(url: str, engine: Engine, tmp_pa
         )
     code, out, _ = cityops(url, "state", "upgrade", "--check")
     assert code == 1
-    assert "users: 1 (pending 2)" in out
+    assert "users: 1 (pending 2, 3)" in out
     backup_file = tmp_path / "old.bak"
     assert cityops(url, "state", "backup", "--to", str(backup_file))[0] == 0
     # Then the new release is installed and upgraded (alert_deliveries now refers to
     # notification_log), and the old backup is restored over it.
     code, out, err = cityops(url, "state", "upgrade")
     assert code == 0, err
-    assert "users: 1 → 2 (applied 2)" in out
+    assert "users: 1 → 3 (applied 2, 3)" in out
     assert cityops(url, "state", "upgrade", "--check")[0] == 0
     fill(engine)
 
     code, out, err = cityops(url, "state", "restore", "--from", str(backup_file), "--yes")
     assert code == 0, err
     assert "in the backup: users 1, alerts 1, alert_actions 0, walls 0, reports 0" in out
-    assert "after upgrade: users 2, alerts 2, alert_actions 2, walls 1, reports 1" in out
+    assert "after upgrade: users 3, alerts 2, alert_actions 2, walls 1, reports 1" in out
     engine.dispose()
     found = inspect(engine)
     assert "email" in {column["name"] for column in found.get_columns("users")}

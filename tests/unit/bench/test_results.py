@@ -30,7 +30,8 @@ def test_the_head_is_rewritten_and_every_section_survives(tmp_path: Path) -> Non
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# Benchmark results\n\nsecond head\n")
     assert "first head" not in text
-    assert "ingest text" in text and "alerts text" in text
+    assert "ingest text" in text
+    assert "alerts text" in text
     assert text.index("second head") < text.index("## Ingest") < text.index("## Alerts")
 
 
