@@ -268,7 +268,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     _form_callbacks(app, ctx, _AckForm, acknowledge_alert)
     _form_callbacks(app, ctx, _NoteForm, add_note_to_alert)
 
-    @app.callback(
+    @app.callback(  # one callback for both: the same outputs and input would clash
         Output(f.MESSAGE, "children", allow_duplicate=True),
         Output(f.VERSION, "data", allow_duplicate=True),
         Input(f.PRESSED, "data"),
@@ -276,11 +276,13 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         State(f.VERSION, "data"),
         prevent_initial_call=True,
     )
-    def _unacknowledge(data: object, lang_value: object, version: object) -> Any:
-        pressed = pressed_row(data, f.UNACK_BUTTON)
-        if pressed is None:
+    def _unacknowledge_or_cancel(data: object, lang_value: object, version: object) -> Any:
+        if (pressed := pressed_row(data, f.UNACK_BUTTON)) is not None:
+            done = unacknowledge_alert(ctx, current_access(), pressed["key"], lang_value)
+        elif (pressed := pressed_row(data, f.CANCEL_BUTTON)) is not None:
+            done = cancel_silence(ctx, current_access(), pressed["id"], lang_value)
+        else:
             return dash.no_update
-        done = unacknowledge_alert(ctx, current_access(), pressed["key"], lang_value)
         return done.message, _bump(version) if done.changed else dash.no_update
 
     @app.callback(
@@ -337,18 +339,3 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         if not done.changed:
             return done.message, dash.no_update, dash.no_update
         return done.message, _bump(version), ""
-
-    @app.callback(
-        Output(f.MESSAGE, "children", allow_duplicate=True),
-        Output(f.VERSION, "data", allow_duplicate=True),
-        Input(f.PRESSED, "data"),
-        State(ids.LANG, "value"),
-        State(f.VERSION, "data"),
-        prevent_initial_call=True,
-    )
-    def _cancel(data: object, lang_value: object, version: object) -> Any:
-        pressed = pressed_row(data, f.CANCEL_BUTTON)
-        if pressed is None:
-            return dash.no_update
-        done = cancel_silence(ctx, current_access(), pressed["id"], lang_value)
-        return done.message, _bump(version) if done.changed else dash.no_update

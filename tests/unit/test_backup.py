@@ -28,6 +28,7 @@ from dashboard import users
 from tests.conftest import FakeClock
 
 MIGRATIONS = {"users": users.MIGRATIONS}
+NEWEST = len(users.MIGRATIONS)  # the users component's newest version
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_backup_writes_the_file_and_its_manifest(
     assert not list(target.parent.glob(".*partial"))
     on_disk = json.loads(manifest_path(target).read_text())
     assert on_disk["created_at"] == "2026-11-02T01:00:00+00:00"
-    assert on_disk["schema_versions"] == {"users": 2}
+    assert on_disk["schema_versions"] == {"users": NEWEST}
     assert on_disk["cityops_version"] == "9.9.9"
     assert read_backup(target) == written
     assert Manifest.from_json(written.to_json(), target) == written
@@ -93,13 +94,13 @@ def test_a_missing_database_file_is_named(tmp_path: Path) -> None:
 
 
 def test_pending_lists_missing_versions_and_refuses_a_newer_database(engine: Engine) -> None:
-    assert pending(engine, MIGRATIONS) == {"users": [1, 2]}
+    assert pending(engine, MIGRATIONS) == {"users": list(range(1, NEWEST + 1))}
     migrate(engine, "users", users.MIGRATIONS[:1])
-    assert pending(engine, MIGRATIONS) == {"users": [2]}
-    assert upgrade(engine, MIGRATIONS) == {"users": [2]}
+    assert pending(engine, MIGRATIONS) == {"users": list(range(2, NEWEST + 1))}
+    assert upgrade(engine, MIGRATIONS) == {"users": list(range(2, NEWEST + 1))}
     assert pending(engine, MIGRATIONS) == {"users": []}
     with pytest.raises(
-        MigrationError, match="users schema version 2 but this cityops knows only 1"
+        MigrationError, match=f"users schema version {NEWEST} but this cityops knows only 1"
     ):
         pending(engine, {"users": users.MIGRATIONS[:1]})
     engine.dispose()

@@ -307,35 +307,62 @@ def test_over_http_a_commune_officer_cannot_reach_another_commune(site: Site) ->
     assert (ack.acked_by, ack.comment) == ("hai-van", "đến ngay")
 
 
-def test_redrawn_row_buttons_do_nothing(site: Site) -> None:
-    """Every refresh redraws the rows' buttons (n_clicks None): that is not a click."""
+def test_only_a_recorded_press_of_its_own_kind_acts(site: Site) -> None:
+    """Row presses reach the server through the PRESSED store (assets/press.js writes it
+    at the click): the callback acts on a press of an unacknowledge (or cancel) button
+    only — not on an empty store, nor on another row button's press."""
     client = site.client
     assert sign_in(client, "hai-van").status_code == 303
-    callback = dependency(client, f'{{"key":["ALL"],"type":"{f.UNACK_BUTTON}"}}')
-    button = {"type": f.UNACK_BUTTON, "key": HAI_VAN_KEY}
-    body = {
-        "output": callback["output"],
-        "outputs": [
-            {"id": part.split(".")[0], "property": part.split(".")[1].split("@")[0]}
-            for part in callback["output"].strip(".").split("...")
-        ],
-        "inputs": [[{"id": button, "property": "n_clicks", "value": None}]],
-        "changedPropIds": [json.dumps(button, separators=(",", ":"), sort_keys=True) + ".n_clicks"],
-        "state": [
-            {"id": "lang-select", "property": "value", "value": "vi"},
-            {"id": f.VERSION, "property": "data", "value": 0},
-        ],
-    }
+    candidates = [
+        c
+        for c in client.get("/alerts/_dash-dependencies").get_json()
+        if c["inputs"] and c["inputs"][0]["id"] == f.PRESSED and f.MESSAGE in c["output"]
+    ]
+    assert len(candidates) == 1  # unacknowledge and cancel a silence, in one callback
     source = AlertSource.from_context(site.ctx)
+
+    def post(callback: dict[str, Any], pressed: object) -> Any:
+        body = {
+            "output": callback["output"],
+            "outputs": [
+                {"id": part.split(".")[0], "property": part.split(".")[1].split("@")[0]}
+                for part in callback["output"].strip(".").split("...")
+            ],
+            "inputs": [{"id": f.PRESSED, "property": "data", "value": pressed}],
+            "changedPropIds": [f"{f.PRESSED}.data"],
+            "state": [
+                {"id": "lang-select", "property": "value", "value": "vi"},
+                {"id": f.VERSION, "property": "data", "value": 0},
+            ],
+        }
+        return client.post(
+            "/alerts/_dash-update-component", data=json.dumps(body), headers=dash_headers(client)
+        )
+
     source.actions.acknowledge("pm25-bad", HAI_VAN, 2, "hai-van")
-    posted = client.post(
-        "/alerts/_dash-update-component", data=json.dumps(body), headers=dash_headers(client)
-    )
-    assert posted.get_json()["response"] == {}  # nothing updated
+    unack = {"id": {"type": f.UNACK_BUTTON, "key": HAI_VAN_KEY}, "at": 1}
+    other = {"id": {"type": f.ACK_BUTTON, "key": HAI_VAN_KEY}, "at": 2}
+    for callback in candidates:
+        for nothing in (None, {"at": 3}, other):
+            assert post(callback, nothing).get_json()["response"] == {}  # nothing updated
     assert source.actions.acks([AckKey("pm25-bad", HAI_VAN, 2)])  # still acknowledged
-    body["inputs"][0][0]["value"] = 1  # type: ignore[index]
-    clicked = client.post(
-        "/alerts/_dash-update-component", data=json.dumps(body), headers=dash_headers(client)
-    )
-    assert "Đã bỏ xác nhận" in clicked.get_data(as_text=True)
+    answers = [post(callback, unack).get_data(as_text=True) for callback in candidates]
+
+    assert sum("Đã bỏ xác nhận" in answer for answer in answers) == 1
     assert source.actions.acks([AckKey("pm25-bad", HAI_VAN, 2)]) == {}
+
+
+def test_no_two_callbacks_of_the_page_share_their_outputs(site: Site) -> None:
+    """Dash keys callbacks by their outputs: a second callback with the same outputs and
+    inputs (allow_duplicate hashes those) silently replaces the first. It happened once:
+    "Bỏ xác nhận" did nothing while "Hủy tạm tắt" worked."""
+    assert sign_in(site.client, "hai-van").status_code == 303
+    pages = {
+        rule.rule.removesuffix("_dash-dependencies")
+        for rule in site.client.application.url_map.iter_rules()
+        if rule.rule.endswith("/_dash-dependencies")
+    }
+    assert {"/", "/alerts/"} <= pages
+    for page in pages:
+        outputs = [c["output"] for c in site.client.get(f"{page}_dash-dependencies").get_json()]
+        assert len(outputs) == len(set(outputs)), page
