@@ -210,8 +210,10 @@ def test_scenes_rotate_on_their_own(served: Served, chromium: Browser) -> None:
     try:
         first = wait_for_scene(page, SCENE_NAMES[1])
         second = wait_for_scene(page, SCENE_NAMES[2])
-        # The next scene after its seconds (the beat is 1 s).
-        assert SCENE_S - 1.5 <= second - first <= SCENE_S + 2.5
+        # The next scene after its seconds. Each change is seen at a beat (1 s) plus the
+        # callback's time, so either observation may be late by ~2 s under load (CI saw
+        # 3.9 s once, the first change seen late): the bounds are symmetric.
+        assert SCENE_S - 2.5 <= second - first <= SCENE_S + 2.5
         assert page.is_hidden("#map")
         wait_for_scene(page, SCENE_NAMES[0])
         assert page.is_visible("#map")
