@@ -31,6 +31,7 @@ from core.exposition import (
     Exposition,
     Histogram,
     HttpEndpoint,
+    ServedEndpoint,
     health_answer,
     probe,
     worst,
@@ -116,7 +117,7 @@ def recorded_kinds(engine: Engine, ids: Sequence[int]) -> list[str]:
         return [str(kind) for kind in connection.execute(query).scalars()]
 
 
-class AlertsExporter:
+class AlertsExporter(ServedEndpoint):
     """``GET /metrics`` and ``GET /health`` of one evaluator process."""
 
     def __init__(
@@ -145,20 +146,6 @@ class AlertsExporter:
             what="alert engine metrics",
             log=log,
         )
-
-    @property
-    def port(self) -> int:
-        return self._endpoint.port
-
-    @property
-    def errors(self) -> int:
-        return self._endpoint.errors
-
-    def start(self) -> None:
-        self._endpoint.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._endpoint.stop(timeout_s)
 
     # -- /metrics --------------------------------------------------------------------
 

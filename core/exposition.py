@@ -356,3 +356,26 @@ class HttpEndpoint:
         server.server_close()
         if thread is not None:
             thread.join(timeout_s)
+
+
+class ServedEndpoint:
+    """What a service's exporter shows of its :class:`HttpEndpoint` (``self._endpoint``):
+    the bound port, the failed requests, start and stop."""
+
+    _endpoint: HttpEndpoint
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one picked for port 0)."""
+        return self._endpoint.port
+
+    @property
+    def errors(self) -> int:
+        """Requests that failed inside the endpoint (logged with their traceback)."""
+        return self._endpoint.errors
+
+    def start(self) -> None:
+        self._endpoint.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._endpoint.stop(timeout_s)

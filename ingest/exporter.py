@@ -23,6 +23,7 @@ from core.exposition import (
     METRICS_PATH,
     Answer,
     HttpEndpoint,
+    ServedEndpoint,
     family,
     health_answer,
     histogram_samples,
@@ -120,7 +121,7 @@ class _Watch:
             self.last_write_error_at = now
 
 
-class MetricsExporter:
+class MetricsExporter(ServedEndpoint):
     """Serves ``GET /metrics`` and ``GET /health`` on ``host:port`` (port 0 picks a free
     one, see :attr:`port`) from a daemon thread. Binding happens in :meth:`start`;
     :meth:`stop` closes the socket and joins the thread. ``spool_max_bytes`` (None: no
@@ -151,16 +152,6 @@ class MetricsExporter:
             log=log,
             tick=self._watch.sample,
         )
-
-    @property
-    def port(self) -> int:
-        """The bound port (the configured one, or the one picked for port 0)."""
-        return self._endpoint.port
-
-    @property
-    def errors(self) -> int:
-        """Requests that failed inside the exporter (logged with their traceback)."""
-        return self._endpoint.errors
 
     def render(self) -> str:
         return render_prometheus(self._metrics.snapshot(self._clock.now()), self._worker)
@@ -202,12 +193,6 @@ class MetricsExporter:
 
     def _health_answer(self) -> Answer:
         return health_answer(self.health())
-
-    def start(self) -> None:
-        self._endpoint.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._endpoint.stop(timeout_s)
 
 
 def make_exporter(
